@@ -1,0 +1,1 @@
+"""Customer analytics: RFM, drill-down, life stage, cohorts, CLV."""

@@ -1,0 +1,1 @@
+"""The `segmentum` command line (Typer), one module per command group."""

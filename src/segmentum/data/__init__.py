@@ -1,0 +1,1 @@
+"""Customer data: the canonical schema, file ingestion with quarantine, and the synthetic generator."""

@@ -1,0 +1,1 @@
+"""The segment language and the dynamic segment engine."""

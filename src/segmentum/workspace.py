@@ -1,0 +1,121 @@
+"""The open workspace: a warehouse plus the canonical tables, for the CLI, the service and notebooks.
+
+    >>> ws = open_workspace("shop.duckdb")
+    >>> ws.load("orders", "orders.csv", mapping="orders.yaml")
+    >>> ws.table("orders").group_by("channel").agg(n=_.count()).to_pandas()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from segmentum.config import WorkspaceConfig, resolve_config
+from segmentum.data.schema import LINEAGE_COLUMNS, TABLES
+from segmentum.errors import UsageError, did_you_mean
+from segmentum.warehouse import Warehouse, connect
+
+__all__ = ["Workspace", "open_workspace"]
+
+
+class Workspace:
+    """One warehouse holding one company's customer data."""
+
+    def __init__(self, config: WorkspaceConfig):
+        self.config = config
+        self.warehouse: Warehouse = connect(config)
+        self._ensure_tables()
+
+    # -- set-up --------------------------------------------------------------------------
+    def _ensure_tables(self) -> None:
+        from segmentum.data.ingest import LOADS_SCHEMA, QUARANTINE_SCHEMA
+
+        wh = self.warehouse
+        for spec in TABLES.values():
+            wh.create_table(spec.kind, {**spec.ibis_schema(), **LINEAGE_COLUMNS})
+        wh.create_table("_loads", LOADS_SCHEMA)
+        wh.create_table("_quarantine", QUARANTINE_SCHEMA)
+
+    @property
+    def con(self) -> ibis.BaseBackend:
+        """The Ibis backend, for your own expressions."""
+        return self.warehouse.con
+
+    @property
+    def location(self) -> str:
+        if self.config.backend == "duckdb":
+            return str(Path(self.config.path).resolve())
+        return f"spark:{self.config.spark.master}/{self.config.spark.database}"
+
+    # -- reading -------------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        return self.warehouse.list_tables()
+
+    def table(self, name: str) -> ir.Table:
+        """Any table as an Ibis expression (lazy; nothing is read yet)."""
+        if not self.warehouse.has_table(name):
+            public = [t for t in self.tables() if not t.startswith("_")]
+            raise UsageError(
+                f"No table {name!r} in this workspace.{did_you_mean(name, public)} "
+                f"Tables: {', '.join(public)}."
+            )
+        return self.warehouse.table(name)
+
+    def _expr(self, obj: str | ir.Table) -> ir.Table:
+        return self.table(obj) if isinstance(obj, str) else obj
+
+    def to_pandas(self, obj: str | ir.Table, limit: int | None = None) -> pd.DataFrame:
+        expr = self._expr(obj)
+        return (expr.limit(limit) if limit else expr).to_pandas()
+
+    def to_arrow(self, obj: str | ir.Table, limit: int | None = None) -> pa.Table:
+        expr = self._expr(obj)
+        return (expr.limit(limit) if limit else expr).to_pyarrow()
+
+    # -- ingestion -----------------------------------------------------------------------
+    def load(
+        self,
+        kind: str,
+        path: str | os.PathLike,
+        mapping: str | os.PathLike | dict | None = None,
+        *,
+        create_contacts: bool = False,
+        progress=None,
+    ):
+        """Load a CSV / Parquet / JSON Lines file as ``kind``; returns a LoadReport."""
+        from segmentum.data.ingest import load_file
+
+        return load_file(
+            self, kind, path, mapping=mapping, create_contacts=create_contacts, progress=progress
+        )
+
+    def quarantine(self, kind: str | None = None) -> ir.Table:
+        q = self.table("_quarantine")
+        return q.filter(q.kind == kind) if kind else q
+
+    def info(self) -> dict:
+        from segmentum.data.quality import workspace_info
+
+        return workspace_info(self)
+
+    def close(self) -> None:
+        self.warehouse.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.location!r}, backend={self.config.backend!r})"
+
+
+def open_workspace(workspace: str | os.PathLike | WorkspaceConfig | None = None) -> Workspace:
+    """Open (creating if needed) the workspace at a DuckDB path or described by a YAML config."""
+    return Workspace(resolve_config(workspace))
