@@ -33,7 +33,7 @@ class Workspace:
 
     # -- set-up --------------------------------------------------------------------------
     def _ensure_tables(self) -> None:
-        from segmentum.data.ingest import LOADS_SCHEMA, QUARANTINE_SCHEMA
+        from segmentum.data.schema import LOADS_SCHEMA, QUARANTINE_SCHEMA
 
         wh = self.warehouse
         for spec in TABLES.values():

@@ -26,6 +26,8 @@ __all__ = [
     "ORDER_STATUSES",
     "LINEAGE_COLUMNS",
     "spec",
+    "LOADS_SCHEMA",
+    "QUARANTINE_SCHEMA",
 ]
 
 
@@ -212,3 +214,35 @@ def spec(kind: str) -> TableSpec:
         raise UsageError(
             f"Unknown data kind {kind!r}.{hint} Kinds are: {', '.join(KINDS)}."
         ) from None
+
+
+# -- bookkeeping tables written by ingestion ----------------------------------------------
+LOADS_SCHEMA = {
+    "load_id": STR,
+    "kind": STR,
+    "file": STR,
+    "file_sha256": STR,
+    "started_at": TS,
+    "finished_at": TS,
+    "input": I64,
+    "accepted": I64,
+    "quarantined": I64,
+    "inserted": I64,
+    "updated": I64,
+    "unchanged": I64,
+    "contacts_created": I64,
+    "mapping": STR,
+}
+
+QUARANTINE_SCHEMA = {
+    "load_id": STR,
+    "kind": STR,
+    "file": STR,
+    "file_sha256": STR,
+    "line": I64,  # line of the file where the record starts (1 = header); null if unknown
+    "row": I64,  # 1-based data record number
+    "column": STR,  # the column at fault, if one
+    "reason": STR,  # what is wrong and how to fix it
+    "raw": STR,  # the record's raw values as a JSON object
+    "quarantined_at": TS,
+}

@@ -1,0 +1,66 @@
+"""The `segmentum` Typer application: command groups are registered from their modules."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from segmentum.cli.common import err_console
+from segmentum.errors import SegmentumError
+
+app = typer.Typer(
+    name="segmentum",
+    help="Segmentum: customer data, RFM, cohorts, CLV and dynamic segments for CRM marketing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_all() -> None:
+    from segmentum.cli import data as data_cmds
+    from segmentum.cli import demo as demo_cmds
+
+    for module in (data_cmds, demo_cmds):
+        module.register(app)
+    # Command groups added by later capabilities register here too.
+    for name in ("rfm", "clv", "cohorts", "drilldown", "report", "segment"):
+        try:
+            module = __import__(f"segmentum.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"segmentum.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Entry point: run the app; a SegmentumError is one red line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except SegmentumError as exc:
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
