@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -16,6 +18,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _global(
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace", "-w", envvar="SEGMENTUM_WORKSPACE", show_default=False,
+            help="Workspace: a DuckDB file (default ./segmentum.duckdb) or a workspace YAML.",
+        ),
+    ] = None,
+) -> None:
+    """Segmentum: customer data, RFM, cohorts, CLV and dynamic segments for CRM marketing."""
+    if workspace:  # every command reads it from here unless given its own --workspace
+        os.environ["SEGMENTUM_WORKSPACE"] = workspace
 
 
 def _register_all() -> None:
@@ -53,10 +70,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         sys.exit(130)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # usage errors of Typer's bundled click (bad option, missing argument) know how to
+        # show themselves; anything else is a bug and keeps its traceback
+        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -114,9 +114,9 @@ CONTACTS = TableSpec(
         Column("timezone", STR, doc="IANA name, e.g. Europe/London"),
         Column("created_at", TS, required=True),
         Column("acquisition_channel", STR),
-        Column("email_opt_in", BOOL, default=False),
-        Column("sms_opt_in", BOOL, default=False),
-        Column("push_opt_in", BOOL, default=False),
+        Column("email_opt_in", BOOL, doc="Consent; unknown (null) counts as no"),
+        Column("sms_opt_in", BOOL, doc="Consent; unknown (null) counts as no"),
+        Column("push_opt_in", BOOL, doc="Consent; unknown (null) counts as no"),
     ),
 )
 

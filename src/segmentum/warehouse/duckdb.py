@@ -55,6 +55,7 @@ class DuckDBWarehouse(Warehouse):
             raise ConfigError(f"Cannot open workspace {self.path}: {exc}") from None
         self.raw = self.con.con  # the duckdb.DuckDBPyConnection
         self.raw.execute("SET TimeZone = 'UTC'")
+        self.raw.execute("SET enable_progress_bar = false")  # the CLI draws its own
 
     # -- writes Ibis has no verb for ------------------------------------------------------
     def add_columns(self, name: str, columns: dict[str, dt.DataType]) -> None:

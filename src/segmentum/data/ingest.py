@@ -1,0 +1,694 @@
+"""Ingestion: a file → validated rows upserted into a canonical table, the rest quarantined.
+
+The pipeline of one load, all of it vectorised inside the warehouse (no Python loop per row):
+
+1. read the file into a staging table, numbering records and lines (:mod:`.readers`);
+2. resolve the file's columns onto the kind's canonical fields (:mod:`.mapping`);
+3. build one Ibis expression that parses every field (types, formats, decimal commas, value
+   maps, allowed values) and collects every problem of a row into a readable reason;
+4. find duplicate keys inside the file, unknown foreign keys, and derive stable ids for
+   files that have none (a hash of the row's content and its ordinal among identical rows,
+   so same-day repeats are kept and a re-load yields the same ids);
+5. upsert accepted rows on the natural key (re-loading a file changes nothing), create
+   missing contacts if asked, and write every rejected record to ``_quarantine`` with its
+   file, line, raw values and reason. ``accepted + quarantined = input`` always holds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
+from segmentum.data.readers import ReadResult, read_to_stage
+from segmentum.data.schema import TABLES, Column, TableSpec, spec
+from segmentum.errors import InputFileError, MappingError, UsageError, WorkspaceError, did_you_mean
+
+__all__ = ["LoadReport", "load_file"]
+
+# Common spellings of the canonical values, matched case-insensitively before validation.
+SYNONYMS: dict[str, dict[str, str]] = {
+    "gender": {
+        "f": "F", "female": "F", "woman": "F", "w": "F", "k": "F", "kobieta": "F", "ж": "F",
+        "m": "M", "male": "M", "man": "M", "mężczyzna": "M", "м": "M",
+        "x": "X", "other": "X", "diverse": "X", "nonbinary": "X", "non-binary": "X",
+    },
+    "channel": {
+        "online": "online", "web": "online", "www": "online", "internet": "online",
+        "e-commerce": "online", "ecommerce": "online", "app": "online", "mobile": "online",
+        "offline": "offline", "store": "offline", "shop": "offline", "pos": "offline",
+        "retail": "offline",
+    },
+    "status": {
+        "completed": "completed", "complete": "completed", "paid": "completed",
+        "delivered": "completed", "done": "completed", "fulfilled": "completed",
+        "returned": "returned", "return": "returned", "refunded": "returned",
+        "cancelled": "cancelled", "canceled": "cancelled", "void": "cancelled",
+    },
+}
+# Fields filled with a default when the file has no such column at all.
+ABSENT_DEFAULTS = {("orders", "status"): "completed", ("deals", "pipeline"): "default"}
+DERIVED_IDS = {"orders": ("order_id", "o"), "events": ("event_id", "e")}
+MAX_SHOWN = 40  # characters of a bad value quoted in a reason
+
+
+@ibis.udf.scalar.builtin
+def try_strptime(value: str, fmt: str) -> dt.Timestamp():  # noqa: D103 - DuckDB builtin
+    ...
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def local_to_utc(tz: str, ts: dt.Timestamp()) -> dt.Timestamp(timezone="UTC"):  # noqa: D103
+    ...
+
+
+@ibis.udf.scalar.builtin
+def json_valid(value: str) -> bool:  # noqa: D103
+    ...
+
+
+@ibis.udf.scalar.builtin
+def json_merge_patch(a: dt.JSON(), b: dt.JSON()) -> dt.JSON():  # noqa: D103
+    ...
+
+
+@dataclass
+class LoadReport:
+    """What one load did. ``accepted + quarantined == input`` always."""
+
+    load_id: str
+    kind: str
+    file: str
+    format: str
+    input: int
+    accepted: int
+    quarantined: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    contacts_created: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, object] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- entry point ------------------------------------------------------------------------------
+def load_file(
+    ws,
+    kind: str,
+    path,
+    *,
+    mapping=None,
+    create_contacts: bool = False,
+    progress=None,
+) -> LoadReport:
+    """Load one file as ``kind`` into the workspace ``ws``; see the module docstring."""
+    started = time.perf_counter()
+    started_at = _dt.datetime.now(_dt.UTC)
+    tspec = spec(kind)
+    path = Path(path)
+    m, mapping_text = load_mapping(mapping)
+    m.check_against(tspec, str(mapping) if mapping is not None and not isinstance(mapping, dict) else "mapping")
+    if create_contacts and "contact_id" not in tspec.foreign_keys:
+        raise UsageError(f"--create-contacts applies to orders, events and deals, not {kind}.")
+    wh = ws.warehouse
+    if wh.name != "duckdb":
+        raise WorkspaceError(
+            f"Loading files needs the embedded DuckDB warehouse; this workspace is on {wh.name}. "
+            "Write the canonical tables with your Spark jobs (see docs/spark.md)."
+        )
+    raw_con, con = wh.raw, wh.con
+    step = _Progress(progress)
+
+    step("reading", 0)
+    sha = _sha256(path)
+    stage = f"_stage_{kind}"
+    read = read_to_stage(raw_con, path, m, stage)
+    step("validating", 1)
+    staged = con.table(stage)
+    plan = _resolve_columns(tspec, read, m, path)
+    valid = _validate(con, tspec, staged, plan, m, create_contacts)
+    vname = f"_valid_{kind}"
+    con.create_table(vname, valid, temp=True, overwrite=True)
+    v = con.table(vname)
+
+    step("writing", 2)
+    ok = v.filter(v._reason.isnull())
+    accepted = int(ok.count().execute())
+    load_id = uuid.uuid4().hex[:12]
+    now = ibis.literal(started_at, type=dt.Timestamp(timezone="UTC"))
+    created = 0
+    if create_contacts:
+        created = _create_contacts(wh, tspec, ok, path.name, now)
+    data_cols = [c for c in plan.output_columns if c in ok.columns]
+    to_write = ok.select(
+        *data_cols,
+        _source=ibis.literal(path.name),
+        _line=ok._line,
+        _loaded_at=now,
+    )
+    result = wh.upsert(kind, to_write, tspec.key)
+
+    quarantined = _write_quarantine(ws, con, raw_con, kind, path, sha, load_id, v, staged, read, plan, started_at)
+    reasons = _reason_counts(con, v, read)
+    report = LoadReport(
+        load_id=load_id,
+        kind=kind,
+        file=str(path),
+        format=read.format,
+        input=read.records,
+        accepted=accepted,
+        quarantined=quarantined,
+        inserted=result.inserted,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        contacts_created=created,
+        reasons=reasons,
+        columns={
+            "mapped": plan.mapped,
+            "custom": plan.custom,
+            "ignored": plan.ignored,
+            "derived": plan.derived,
+            "delimiter": read.delimiter,
+        },
+        warnings=_warnings(con, tspec, ok),
+    )
+    assert report.accepted + report.quarantined == report.input, report  # the ledger must close
+    finished_at = _dt.datetime.now(_dt.UTC)
+    wh.insert(
+        "_loads",
+        pa.table(
+            {
+                "load_id": [load_id], "kind": [kind], "file": [str(path.resolve())],
+                "file_sha256": [sha], "started_at": [started_at], "finished_at": [finished_at],
+                "input": [report.input], "accepted": [accepted], "quarantined": [quarantined],
+                "inserted": [result.inserted], "updated": [result.updated],
+                "unchanged": [result.unchanged], "contacts_created": [created],
+                "mapping": [mapping_text],
+            },
+            schema=pa.schema([
+                ("load_id", pa.string()), ("kind", pa.string()), ("file", pa.string()),
+                ("file_sha256", pa.string()), ("started_at", pa.timestamp("us", "UTC")),
+                ("finished_at", pa.timestamp("us", "UTC")), ("input", pa.int64()),
+                ("accepted", pa.int64()), ("quarantined", pa.int64()), ("inserted", pa.int64()),
+                ("updated", pa.int64()), ("unchanged", pa.int64()),
+                ("contacts_created", pa.int64()), ("mapping", pa.string()),
+            ]),
+        ),
+    )
+    for tmp in (stage, vname, f"_parsed_{kind}", f"_checked_{kind}"):
+        raw_con.execute(f"DROP TABLE IF EXISTS {tmp}")
+    step("done", 3)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+class _Progress:
+    STEPS = 3
+
+    def __init__(self, callback):
+        self.callback = callback
+
+    def __call__(self, stage: str, done: int) -> None:
+        if self.callback:
+            self.callback(stage, done, self.STEPS)
+
+
+def _sha256(path: Path) -> str:
+    if not path.exists():
+        raise InputFileError(f"File {path} does not exist.")
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- column resolution ------------------------------------------------------------------------
+@dataclass
+class _Plan:
+    source_of: dict[str, str]  # canonical/custom field -> staged column
+    constants: dict[str, object]
+    mapped: dict[str, str]  # file column -> field, for the report
+    custom: list[str]
+    ignored: list[str]
+    derived: list[str]
+    output_columns: list[str]  # fields written to the table, in order
+
+
+def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path) -> _Plan:
+    file_cols = read.columns
+    ignored = set()
+    for name in m.ignore:
+        hits = [c for c in file_cols if c == name or normalise_name(c) == normalise_name(name)]
+        if not hits:
+            raise MappingError(
+                f"ignore: {name!r} is not a column of {path.name}.{did_you_mean(name, file_cols)}"
+            )
+        ignored.update(hits)
+    source_of: dict[str, str] = {}
+    mapped: dict[str, str] = {}
+    for src, target in m.columns.items():
+        hits = [c for c in file_cols if c == src] or [
+            c for c in file_cols if normalise_name(c) == normalise_name(src)
+        ]
+        if not hits:
+            raise MappingError(
+                f"columns: {src!r} is not a column of {path.name}.{did_you_mean(src, file_cols)} "
+                f"Its columns are: {', '.join(file_cols)}."
+            )
+        if target in source_of:
+            raise MappingError(f"columns: both {source_of[target]!r} and {src!r} map to {target!r}.")
+        source_of[target] = hits[0]
+        mapped[hits[0]] = target
+    for col in file_cols:
+        if col in mapped or col in ignored:
+            continue
+        target = normalise_name(col)
+        if target.startswith("_"):
+            target = "x" + target
+        if target in source_of:
+            raise MappingError(
+                f"{path.name}: column {col!r} and column {source_of[target]!r} both mean "
+                f"{target!r}; map one of them elsewhere or list it under ignore:."
+            )
+        source_of[target] = col
+        mapped[col] = target
+    constants = dict(m.constants)
+    for name in constants:
+        if name in source_of:
+            raise MappingError(
+                f"constants: {name!r} is also a column of {path.name}; drop one of them."
+            )
+    for (kind, name), value in ABSENT_DEFAULTS.items():
+        if kind == tspec.kind and name not in source_of and name not in constants:
+            constants[name] = value
+    derived = []
+    missing = []
+    for col in tspec.required:
+        if col in source_of or col in constants:
+            continue
+        if DERIVED_IDS.get(tspec.kind, (None,))[0] == col:
+            derived.append(col)
+            continue
+        missing.append(col)
+    if missing:
+        hints = "".join(
+            f" For {col!r}:{did_you_mean(col, file_cols) or ' no similar column.'}" for col in missing
+        )
+        raise InputFileError(
+            f"{path.name} has no column for required field(s) {', '.join(missing)} of {tspec.kind}. "
+            f"Its columns are: {', '.join(file_cols)}.{hints} Map them with `columns:` in a "
+            f"mapping file (--mapping), e.g. columns: {{'<file column>': {missing[0]!r}}}."
+        )
+    canonical = set(tspec.names)
+    custom = [c for c in list(source_of) + list(constants) if c not in canonical]
+    output = [c for c in tspec.names if c in source_of or c in constants or c in derived]
+    if tspec.extras == "properties":
+        if "properties" not in output:
+            output.append("properties")
+    else:
+        output += custom
+    return _Plan(source_of, constants, mapped, custom, sorted(ignored), derived, output)
+
+
+# -- validation -------------------------------------------------------------------------------
+def _shown(value: ir.StringValue) -> ir.StringValue:
+    v = value.cast("string")
+    short = ibis.ifelse(v.length() > MAX_SHOWN, v.substr(0, MAX_SHOWN) + "…", v)
+    return "'" + short + "'"
+
+
+def _text(value: ir.Value, m: Mapping) -> ir.StringValue:
+    """A staged value as trimmed text, with the mapping's null markers turned into nulls."""
+    s = value.cast("string").strip()
+    return ibis.ifelse(s.isin(list(m.null_values)), ibis.null(dt.string), s)
+
+
+def _lookup(table: dict[str, str | None], key: ir.StringValue, default: ir.Value) -> ir.Value:
+    """``table[key]`` if the key is there, else ``default`` (a map lookup, not a CASE chain,
+    so nested value maps stay linear in size)."""
+    keys = list(table)
+    mapped = ibis.map(keys, [table[k] for k in keys])
+    found = ibis.literal(keys, type=dt.Array(dt.string)).contains(key)
+    return ibis.ifelse(found, mapped.get(key), default)
+
+
+def _parse_value(col: Column, raw: ir.Value, m: Mapping) -> tuple[ir.Value, ir.Value]:
+    """Phase 1 of a field: its normalised text (for messages) and its parsed value (null if bad)."""
+    name, target = col.name, col.dtype
+    is_text = raw.type().is_string()
+    text = _text(raw, m) if is_text else raw
+    if name in m.values:
+        vmap = {str(k): (None if v is None else str(v)) for k, v in m.values[name].items()}
+        text = _lookup(vmap, text.cast("string"), text.cast("string"))
+        is_text = True
+    shown = text.cast("string")
+    fmt = m.formats.get(name)
+
+    if target.is_string():
+        value = text.cast("string")
+        if col.allowed:
+            syn = dict(SYNONYMS.get(name, {}))
+            syn.update({a.lower(): a for a in col.allowed})
+            value = _lookup(syn, value.lower(), value)
+        return shown, value
+    if target.is_timestamp():
+        if not is_text and raw.type().is_timestamp():
+            if raw.type().timezone is None and m.timezone:
+                return shown, local_to_utc(m.timezone, raw)
+            return shown, raw.cast(target)
+        if not is_text and raw.type().is_date():
+            return shown, raw.cast(target)
+        s = text.cast("string")
+        if fmt:
+            return shown, local_to_utc(m.timezone or "UTC", try_strptime(s, fmt))
+        if m.timezone:
+            has_offset = s.re_search(r"(Z|[+-]\d\d(:?\d\d)?)$")
+            local = local_to_utc(m.timezone, s.try_cast(dt.Timestamp()))
+            return shown, ibis.ifelse(has_offset, s.try_cast(target), local)
+        return shown, s.try_cast(target)
+    if target.is_date():
+        if not is_text:
+            return shown, raw.try_cast(target)
+        if fmt:
+            return shown, try_strptime(text.cast("string"), fmt).date()
+        return shown, text.cast("string").try_cast(target)
+    if target.is_boolean():
+        if not is_text and raw.type().is_boolean():
+            return shown, raw
+        if not is_text and raw.type().is_numeric():
+            return shown, raw != 0
+        low = text.cast("string").lower()
+        return shown, ibis.cases(
+            (low.isin(list(TRUE_WORDS)), True),
+            (low.isin(list(FALSE_WORDS)), False),
+            else_=ibis.null(dt.boolean),
+        )
+    if target.is_numeric():
+        if not is_text and raw.type().is_numeric():
+            return shown, raw.try_cast(target)
+        s = text.cast("string").replace(" ", "").replace("\u00a0", "")
+        if m.decimal == ",":
+            s = s.replace(".", "").replace(",", ".")
+        elif m.thousands:
+            s = s.replace(m.thousands, "")
+        if target.is_integer():
+            d = s.try_cast(dt.float64)
+            return shown, ibis.ifelse(d == d.floor(), d.try_cast(target), ibis.null(target))
+        return shown, s.try_cast(target)
+    if target.is_json():
+        s = text.cast("string")
+        ok = json_valid(s) & s.startswith("{")
+        return shown, ibis.ifelse(ok, s.cast(dt.JSON()), ibis.null(dt.JSON()))
+    raise AssertionError(f"no parser for {target}")  # every canonical type is handled above
+
+
+def _problem(col: Column, shown: ir.StringValue, value: ir.Value, m: Mapping, latest: _dt.datetime):
+    """Phase 2 of a field: (problem text or null, the value with implausible ones nulled)."""
+    name, target = col.name, col.dtype
+    present = shown.notnull()
+    none = ibis.null(dt.string)
+    fmt = m.formats.get(name)
+    missing = (
+        ibis.ifelse(~present, f"missing {name} (required)", none) if col.required else None
+    )
+    bad = present & value.isnull()
+    problem = None
+    if target.is_string() and col.allowed:
+        bad = present & ~value.isin(list(col.allowed))
+        problem = ibis.ifelse(
+            bad,
+            f"{name} " + _shown(shown) + f" is not one of {', '.join(col.allowed)}"
+            f" (map it with `values: {{{name}: {{...}}}}` in a mapping)",
+            none,
+        )
+        value = ibis.ifelse(bad, ibis.null(dt.string), value)
+    elif target.is_timestamp():
+        hint = (
+            f"does not match the format {fmt!r}"
+            if fmt
+            else "is not a date-time: use ISO 8601 (2024-05-31T14:30:00Z) or set "
+            f"`formats: {{{name}: '%d.%m.%Y'}}` in a mapping"
+        )
+        lo = ibis.literal(_dt.datetime(1900, 1, 1, tzinfo=_dt.UTC), type=target)
+        hi = ibis.literal(latest, type=target)
+        implausible = value.notnull() & ((value < lo) | (value > hi))
+        problem = ibis.cases(
+            (bad, f"{name} " + _shown(shown) + f" {hint}"),
+            (implausible, f"{name} " + _shown(shown) + " is implausible (before 1900 or in the future)"),
+            else_=none,
+        )
+        value = ibis.ifelse(implausible, ibis.null(target), value)
+    elif target.is_date():
+        problem = ibis.ifelse(
+            bad,
+            f"{name} " + _shown(shown) + " is not a date: use ISO 8601 (1990-05-31) or set "
+            f"`formats: {{{name}: '%d.%m.%Y'}}` in a mapping",
+            none,
+        )
+    elif target.is_boolean():
+        problem = ibis.ifelse(
+            bad, f"{name} " + _shown(shown) + " is not a yes/no value (true/false, 1/0, yes/no)", none
+        )
+    elif target.is_numeric():
+        word = "a whole number" if target.is_integer() else "a number"
+        hint = "" if m.decimal == "," else " (for decimal commas set `decimal: \",\"` in a mapping)"
+        problem = ibis.ifelse(bad, f"{name} " + _shown(shown) + f" is not {word}{hint}", none)
+    elif target.is_json():
+        problem = ibis.ifelse(bad, f"{name} " + _shown(shown) + " is not a JSON object", none)
+    return [p for p in (missing, problem) if p is not None], value
+
+
+def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool) -> ir.Table:
+    """Parse every field (materialised once), then collect each row's problems into _reason."""
+    phase1: dict[str, ir.Value] = {}
+    cols: list[Column] = []
+    for col in tspec.columns:
+        if col.name in plan.source_of:
+            raw = staged[plan.source_of[col.name]]
+        elif col.name in plan.constants:
+            raw = ibis.literal(str(plan.constants[col.name]))
+        else:
+            continue
+        shown, value = _parse_value(col, raw, m)
+        phase1[f"__t_{col.name}"] = shown
+        phase1[col.name] = value
+        cols.append(col)
+    custom_values = {}
+    for name in plan.custom:
+        raw = staged[plan.source_of[name]] if name in plan.source_of else ibis.literal(str(plan.constants[name]))
+        custom_values[name] = _text(raw, m) if raw.type().is_string() else raw
+    if tspec.extras == "properties":
+        props = _properties(phase1.get("properties"), custom_values, staged)
+        if "properties" in phase1:
+            phase1["properties"] = props
+        else:
+            phase1["properties"] = props
+            phase1["__t_properties"] = ibis.null(dt.string)
+    else:
+        phase1.update(custom_values)
+    p1name = f"_parsed_{tspec.kind}"
+    con.create_table(p1name, staged.select(_row=staged._row, _line=staged._line, **phase1), temp=True, overwrite=True)
+    p1 = con.table(p1name)
+
+    latest = _dt.datetime.now(_dt.UTC) + _dt.timedelta(days=2)
+    problems: list[ir.StringValue] = []
+    values: dict[str, ir.Value] = {}
+    for col in cols:
+        found, value = _problem(col, p1[f"__t_{col.name}"], p1[col.name], m, latest)
+        problems += found
+        values[col.name] = value
+    if problems:
+        joined = ibis.array(problems).filter(lambda x: x.notnull()).join("; ")
+        reason = ibis.ifelse(joined == "", ibis.null(dt.string), joined)
+    else:
+        reason = ibis.null(dt.string)
+    keep = [c for c in p1.columns if not c.startswith("__t_") and c not in values]
+    t = p1.select(*keep, **values, _reason=reason)
+    p2name = f"_checked_{tspec.kind}"
+    con.create_table(p2name, t, temp=True, overwrite=True)
+    t = con.table(p2name)
+
+    derived = DERIVED_IDS.get(tspec.kind)
+    if derived and derived[0] in plan.derived:
+        t = _derive_id(t, tspec, derived)
+    t = _flag_duplicates(t, tspec)
+    t = _flag_unknown_keys(con, t, tspec, create_contacts)
+    return t
+
+
+def _properties(explicit: ir.Value | None, custom: dict[str, ir.Value], staged: ir.Table) -> ir.Value:
+    """Event properties: the file's `properties` JSON merged with every extra column."""
+    if custom:
+        extras = ibis.struct({k: v for k, v in custom.items()}).cast(dt.JSON())
+        if explicit is not None:
+            return ibis.ifelse(explicit.isnull(), extras, json_merge_patch(explicit, extras))
+        return extras
+    return explicit if explicit is not None else ibis.null(dt.JSON())
+
+
+def _derive_id(t: ir.Table, tspec: TableSpec, derived: tuple[str, str]) -> ir.Table:
+    """A stable id from the row's content and its ordinal among identical rows of the file."""
+    col, prefix = derived
+    parts = [c for c in tspec.names if c != col and c in t.columns]
+    w = ibis.window(group_by=[t[c] for c in parts], order_by=t._row)
+    t = t.mutate(_ordinal=ibis.row_number().over(w))
+    key = ibis.literal("|").join(
+        [t[c].cast("string").fill_null("\u2205") for c in parts] + [t._ordinal.cast("string")]
+    )
+    return t.mutate(**{col: ibis.ifelse(t._reason.isnull(), prefix + key.hexdigest("md5").substr(0, 20), ibis.null(dt.string))}).drop("_ordinal")
+
+
+def _flag_duplicates(t: ir.Table, tspec: TableSpec) -> ir.Table:
+    """Two rows of one file with the same key: the later one wins, the earlier is quarantined."""
+    keys = list(tspec.key)
+    # only valid rows compete: a rejected later record does not displace a good earlier one
+    group = [*(t[k] for k in keys), t._reason.isnull()]
+    w = ibis.window(group_by=group, order_by=ibis.desc(t._row))
+    t = t.mutate(
+        _dup_rank=ibis.row_number().over(w),  # 0 = the file's last record with this key
+        _dup_last_row=t._row.max().over(ibis.window(group_by=group)),
+    )
+    key_desc = ", ".join(keys)
+    dup = t._reason.isnull() & (t._dup_rank > 0)
+    # null keys never group as duplicates: those rows already carry a "missing" reason
+    dup = dup & ibis.and_(*[t[k].notnull() for k in keys])
+    reason = (
+        f"duplicate {key_desc}: a later record of this file (row "
+        + t._dup_last_row.cast("string")
+        + ") has the same key and replaces this one"
+    )
+    t = t.mutate(_reason=ibis.ifelse(dup, reason, t._reason))
+    return t.drop("_dup_rank", "_dup_last_row")
+
+
+def _flag_unknown_keys(con, t: ir.Table, tspec: TableSpec, create_contacts: bool) -> ir.Table:
+    t = t.mutate(_new_contact=False)
+    for col, (ref_table, ref_col) in tspec.foreign_keys.items():
+        ref = con.table(ref_table)
+        known = t[col].isin(ref[ref_col])
+        if col == "contact_id" and create_contacts:
+            t = t.mutate(_new_contact=t._reason.isnull() & ~known)
+            continue
+        hint = (
+            "load contacts first, or pass --create-contacts"
+            if ref_table == "contacts"
+            else f"load {ref_table} first"
+        )
+        reason = f"unknown {col} " + _shown(t[col]) + f": no such {ref_col} in {ref_table} ({hint})"
+        t = t.mutate(_reason=ibis.ifelse(t._reason.isnull() & ~known, reason, t._reason))
+    return t
+
+
+# -- writes -----------------------------------------------------------------------------------
+def _create_contacts(wh, tspec: TableSpec, ok: ir.Table, source: str, now) -> int:
+    new = ok.filter(ok._new_contact)
+    if "contact_id" not in new.columns:
+        return 0
+    time_col = tspec.time_column
+    contacts = new.group_by("contact_id").agg(
+        created_at=new[time_col].min(), _line=new._line.min()
+    )
+    n = int(contacts.count().execute())
+    if n:
+        wh.upsert(
+            "contacts",
+            contacts.select("contact_id", "created_at", _source=ibis.literal(source), _line="_line", _loaded_at=now),
+            ("contact_id",),
+        )
+    return n
+
+
+def _write_quarantine(ws, con, raw_con, kind, path: Path, sha, load_id, v, staged, read, plan, started_at) -> int:
+    """Replace this file's earlier quarantine records, then record every rejected record."""
+    raw_con.execute("DELETE FROM _quarantine WHERE kind = $1 AND file_sha256 = $2", [kind, sha])
+    bad = v.filter(v._reason.notnull())
+    orig = [c for c in staged.columns if c not in ("_row", "_line")]
+    raw_json = ibis.struct({c: staged[c] for c in orig}).cast(dt.JSON()).cast("string") if orig else ibis.literal("{}")
+    raws = staged.select(_row=staged._row, _raw=raw_json)
+    q = bad.join(raws, bad._row == raws._row).select(
+        load_id=ibis.literal(load_id),
+        kind=ibis.literal(kind),
+        file=ibis.literal(str(path.resolve())),
+        file_sha256=ibis.literal(sha),
+        line=bad._line,
+        row=bad._row,
+        column=_first_column(bad._reason, plan),
+        reason=bad._reason,
+        raw=raws._raw,
+        quarantined_at=ibis.literal(started_at, type=dt.Timestamp(timezone="UTC")),
+    )
+    n = int(q.count().execute())
+    if n:
+        con.insert("_quarantine", q)
+    if read.unreadable:
+        ws.warehouse.insert(
+            "_quarantine",
+            pa.table(
+                {
+                    "load_id": [load_id] * len(read.unreadable),
+                    "kind": [kind] * len(read.unreadable),
+                    "file": [str(path.resolve())] * len(read.unreadable),
+                    "file_sha256": [sha] * len(read.unreadable),
+                    "line": pa.array([u.line for u in read.unreadable], pa.int64()),
+                    "row": pa.array([u.row for u in read.unreadable], pa.int64()),
+                    "column": pa.array([None] * len(read.unreadable), pa.string()),
+                    "reason": [u.reason for u in read.unreadable],
+                    "raw": [json.dumps({"text": u.raw}, ensure_ascii=False) for u in read.unreadable],
+                    "quarantined_at": pa.array([started_at] * len(read.unreadable), pa.timestamp("us", "UTC")),
+                }
+            ),
+        )
+    return n + len(read.unreadable)
+
+
+def _first_column(reason: ir.StringValue, plan: _Plan) -> ir.StringValue:
+    """The field a reason is about: its first word, or the word after 'missing'/'unknown'."""
+    first = reason.split(" ")[0]
+    second = reason.split(" ")[1]
+    return ibis.cases(
+        (first.isin(["missing", "unknown"]), second),
+        (first == "duplicate", ibis.null(dt.string)),
+        else_=first,
+    )
+
+
+def _reason_counts(con, v: ir.Table, read: ReadResult) -> dict[str, int]:
+    """The most common problems, grouped by their kind (the reason without the bad value)."""
+    bad = v.filter(v._reason.notnull())
+    kind_of = bad._reason.re_replace(r"'[^']*'", "…").re_replace(r"row \d+", "row …")
+    top = (
+        bad.select(k=kind_of).group_by("k").agg(n=ibis._.count()).order_by([ibis.desc("n"), "k"]).limit(10)
+    ).to_pyarrow().to_pylist()
+    out = {r["k"]: int(r["n"]) for r in top}
+    for u in read.unreadable:
+        key = u.reason
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _warnings(con, tspec: TableSpec, ok: ir.Table) -> list[str]:
+    """Soft problems that do not reject a row (e.g. items of SKUs not in the catalogue)."""
+    out = []
+    if tspec.kind == "order_items":
+        products = con.table("products")
+        if int(products.count().execute()):
+            n = int(ok.filter(~ok.sku.isin(products.sku)).count().execute())
+            if n:
+                out.append(f"{n} item(s) name a SKU that is not in products; load the catalogue to use them in rules")
+    return out

@@ -1,0 +1,395 @@
+"""Read a CSV / whitespace / Parquet / JSON Lines file into a DuckDB staging table, losing nothing.
+
+The staging table holds the file's own columns (CSV and whitespace files: all text, so a bad
+value is kept as written) plus ``_row`` (1-based data record number) and ``_line`` (the
+file line the record starts on, 1 = first line of the file; null for Parquet). Records the
+parser cannot split into the header's columns are returned as :class:`Unreadable` so that
+ingestion can quarantine them: every record of the file is either staged or unreadable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+
+from segmentum.data.mapping import Mapping
+from segmentum.errors import InputFileError
+
+__all__ = ["Unreadable", "ReadResult", "read_to_stage", "detect_format"]
+
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".dat": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+
+
+@dataclass
+class Unreadable:
+    """A record that could not be split into the file's columns."""
+
+    row: int | None
+    line: int | None
+    raw: str
+    reason: str
+
+
+@dataclass
+class ReadResult:
+    format: str
+    columns: list[str]  # the file's column names, as written (BOM and outer spaces removed)
+    staged: int  # records in the staging table
+    unreadable: list[Unreadable] = field(default_factory=list)
+    delimiter: str | None = None
+
+    @property
+    def records(self) -> int:
+        return self.staged + len(self.unreadable)
+
+
+def detect_format(path: Path) -> str:
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputFileError(
+            f"{path}: cannot tell the format from the extension {path.suffix!r}. "
+            "Use .csv/.tsv/.txt (delimited text), .parquet, or .jsonl/.ndjson (JSON Lines)."
+        )
+    return fmt
+
+
+def read_to_stage(
+    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str
+) -> ReadResult:
+    """Create TEMP table ``stage`` from the file; return its columns and unreadable records."""
+    if not path.exists():
+        raise InputFileError(f"File {path} does not exist.")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder: give one file.")
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        return _read_parquet(con, path, stage)
+    if fmt == "jsonl":
+        return _read_jsonl(con, path, mapping, stage)
+    return _read_delimited(con, path, mapping, stage)
+
+
+# -- Parquet --------------------------------------------------------------------------------
+def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, stage: str) -> ReadResult:
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * EXCLUDE (file_row_number), "
+            "file_row_number + 1 AS _row, CAST(NULL AS BIGINT) AS _line "
+            "FROM read_parquet($1, file_row_number = true)",
+            [str(path)],
+        )
+    except duckdb.Error as exc:
+        raise InputFileError(f"{path}: not a readable Parquet file ({exc}).") from None
+    cols = [c for c in _columns(con, stage) if c not in ("_row", "_line")]
+    staged = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
+    return ReadResult("parquet", cols, staged)
+
+
+# -- JSON Lines -----------------------------------------------------------------------------
+def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str) -> ReadResult:
+    data = path.read_bytes()
+    text = _decode(data, mapping.encoding, path)
+    lines = text.splitlines()
+    table: pa.Table | None = None
+    bad: list[Unreadable] = []
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    try:
+        table = pajson.read_json(io.BytesIO(text.encode("utf-8")))
+        if table.num_rows != len(nonblank):
+            table = None
+    except pa.ArrowInvalid:
+        table = None
+    if table is None:  # some line is not JSON (or not an object): sort them out one by one
+        good, rows = [], []
+        for n, i in enumerate(nonblank, start=1):
+            try:
+                obj = json.loads(lines[i])
+                if not isinstance(obj, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:
+                bad.append(Unreadable(n, i + 1, lines[i][:2000], f"not a JSON object: {exc}"))
+                continue
+            good.append(obj)
+            rows.append(n)
+        table = pa.Table.from_pylist(good) if good else pa.table({})
+        row_arr = pa.array(rows, pa.int64())
+    else:
+        row_arr = pa.array(range(1, table.num_rows + 1), pa.int64())
+    line_arr = pa.array([nonblank[r - 1] + 1 for r in row_arr.to_pylist()], pa.int64())
+    table = _nested_to_json(table).append_column("_row", row_arr).append_column("_line", line_arr)
+    con.register("_jsonl_src", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _jsonl_src")
+    finally:
+        con.unregister("_jsonl_src")
+    cols = [c for c in table.column_names if c not in ("_row", "_line")]
+    return ReadResult("jsonl", cols, table.num_rows, bad)
+
+
+def _nested_to_json(table: pa.Table) -> pa.Table:
+    """Struct / list columns (e.g. a nested `properties` object) become JSON text columns."""
+    for i, name in enumerate(table.column_names):
+        typ = table.schema.field(i).type
+        if pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_map(typ):
+            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                      for v in table.column(i).to_pylist()]
+            table = table.set_column(i, name, pa.array(values, pa.string()))
+        elif pa.types.is_null(typ):
+            table = table.set_column(i, name, table.column(i).cast(pa.string()))
+    return table
+
+
+# -- delimited text -------------------------------------------------------------------------
+def _decode(data: bytes, encoding: str, path: Path) -> str:
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise InputFileError(
+            f"{path}: cannot decode as {encoding} ({exc}). Set `encoding:` in a mapping "
+            "(e.g. cp1251, latin-1)."
+        ) from None
+    return text.lstrip("\ufeff")
+
+
+def _head_lines(path: Path, mapping: Mapping, n: int) -> list[str]:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    try:
+        text = codecs.getincrementaldecoder(mapping.encoding)(errors="replace").decode(head)
+    except LookupError:
+        raise InputFileError(f"Unknown encoding {mapping.encoding!r} in the mapping.") from None
+    return text.lstrip("\ufeff").splitlines()[: n + mapping.skip_rows][mapping.skip_rows :]
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    counts = {d: first_line.count(d) for d in (";", ",", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    if counts[best] > 0:
+        return best
+    if len(first_line.split()) > 1:
+        return "whitespace"
+    return ","
+
+
+def _header(first_line: str, delimiter: str) -> list[str]:
+    if delimiter == "whitespace":
+        return first_line.split()
+    return next(csv.reader([first_line], delimiter=delimiter))
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, raw in enumerate(names):
+        name = raw.strip().lstrip("\ufeff") or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
+def _read_delimited(
+    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str
+) -> ReadResult:
+    head = _head_lines(path, mapping, 1)
+    if not head:
+        raise InputFileError(f"{path}: the file is empty.")
+    delimiter = mapping.delimiter or _sniff_delimiter(head[0])
+    if mapping.names:
+        names = _dedupe(mapping.names)
+    elif mapping.header:
+        names = _dedupe(_header(head[0], delimiter))
+    else:
+        names = [f"column_{i + 1}" for i in range(len(_header(head[0], delimiter)))]
+    skip = mapping.skip_rows + (1 if mapping.header else 0)
+    first_data_line = 1 + skip
+    scan = _Scan(path, mapping, names, delimiter, skip, first_data_line)
+    batches = scan.whitespace_batches() if delimiter == "whitespace" else scan.csv_batches()
+    schema = pa.schema([*(pa.field(n, pa.string()) for n in names),
+                        pa.field("_row", pa.int64()), pa.field("_line", pa.int64())])
+    reader = pa.RecordBatchReader.from_batches(schema, batches)
+    con.register("_csv_src", reader)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _csv_src")
+    except duckdb.Error as exc:
+        cause = exc.__cause__ or exc
+        raise InputFileError(
+            f"{path}: cannot read as delimited text with delimiter {delimiter!r} and encoding "
+            f"{mapping.encoding} ({cause}). Set `delimiter:` / `encoding:` in a mapping."
+        ) from None
+    finally:
+        con.unregister("_csv_src")
+    bad = scan.bad
+    if scan.ragged or scan.multiline:
+        bad = _fix_positions(con, stage, scan)
+    staged = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
+    return ReadResult("csv", names, staged, bad, delimiter)
+
+
+class _Scan:
+    """Streams a delimited file as Arrow batches of text columns plus provisional _row/_line.
+
+    While streaming it notes records of the wrong width (``ragged``) and values spanning
+    lines (``multiline``); in either case the provisional numbers are corrected afterwards
+    by :func:`_fix_positions`, which walks the records once with the csv module.
+    """
+
+    def __init__(self, path, mapping, names, delimiter, skip, first_data_line):
+        self.path, self.mapping, self.names = path, mapping, names
+        self.delimiter, self.skip, self.first_data_line = delimiter, skip, first_data_line
+        self.ragged: list[str] = []
+        self.bad: list[Unreadable] = []
+        self.multiline = False
+        self.count = 0
+
+    def _number(self, batch_cols: list[pa.Array], n: int) -> pa.RecordBatch:
+        rows = pa.array(range(self.count + 1, self.count + n + 1), pa.int64())
+        lines = pc.add(rows, self.first_data_line - 1)
+        self.count += n
+        return pa.RecordBatch.from_arrays([*batch_cols, rows, lines], names=[*self.names, "_row", "_line"])
+
+    def csv_batches(self):
+        def on_invalid(row) -> str:
+            self.ragged.append(row.text)
+            return "skip"
+
+        try:
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(
+                    column_names=self.names, skip_rows=self.skip,
+                    encoding=self.mapping.encoding, block_size=1 << 24,
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in self.names},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:
+            raise InputFileError(
+                f"{self.path}: cannot read as delimited text with delimiter {self.delimiter!r} "
+                f"and encoding {self.mapping.encoding} ({exc}). Set `delimiter:` / `encoding:` in a mapping."
+            ) from None
+        for batch in reader:
+            cols = [batch.column(i) for i in range(batch.num_columns)]
+            if not self.multiline:
+                self.multiline = any(pc.any(pc.match_substring(c, "\n")).as_py() for c in cols)
+            yield self._number(cols, batch.num_rows)
+
+    def whitespace_batches(self):
+        """Whitespace-separated files (e.g. CDNOW's log): each line split in one vectorised pass."""
+        reader = pacsv.open_csv(
+            self.path,
+            read_options=pacsv.ReadOptions(
+                column_names=["line"], skip_rows=self.skip,
+                encoding=self.mapping.encoding, block_size=1 << 24,
+            ),
+            parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
+        )
+        line_offset = self.first_data_line
+        rec = 0
+        width_expected = len(self.names)
+        for batch in reader:
+            lines = batch.column(0)
+            line_no = pc.add(pa.array(range(len(lines)), pa.int64()), line_offset)
+            line_offset += len(lines)
+            trimmed = pc.utf8_trim_whitespace(lines)
+            keep = pc.not_equal(trimmed, "")
+            trimmed, line_no = trimmed.filter(keep), line_no.filter(keep)
+            rows = pa.array(range(rec + 1, rec + len(trimmed) + 1), pa.int64())
+            rec += len(trimmed)
+            parts = pc.split_pattern_regex(trimmed, r"\s+")
+            width = pc.list_value_length(parts)
+            ok = pc.equal(width, width_expected)
+            good = parts.filter(ok)
+            cols = [pc.list_element(good, i) if len(good) else pa.array([], pa.string())
+                    for i in range(width_expected)]
+            bad_mask = pc.invert(ok)
+            for r, ln, txt, w in zip(rows.filter(bad_mask).to_pylist(), line_no.filter(bad_mask).to_pylist(),
+                                     trimmed.filter(bad_mask).to_pylist(), width.filter(bad_mask).to_pylist(),
+                                     strict=True):
+                self.bad.append(Unreadable(r, ln, txt[:2000],
+                                           f"record has {w} fields but the header has {width_expected}"))
+            yield pa.RecordBatch.from_arrays(
+                [*cols, rows.filter(ok), line_no.filter(ok)], names=[*self.names, "_row", "_line"]
+            )
+
+
+def _fix_positions(con: duckdb.DuckDBPyConnection, stage: str, scan: _Scan) -> list[Unreadable]:
+    """Give staged records their true record number and first line; place the ragged ones."""
+    starts, widths = _record_positions(scan.path, scan.mapping, scan.delimiter, scan.skip)
+    expected = len(scan.names)
+    good_idx = [i for i, w in enumerate(widths) if w == expected]
+    bad_idx = [i for i, w in enumerate(widths) if w != expected]
+    if len(good_idx) != scan.count or len(bad_idx) != len(scan.ragged):
+        # the two parsers disagree on where records end: keep numbers, admit lines are unknown
+        con.execute(f"UPDATE {stage} SET _line = NULL")
+        return [Unreadable(None, None, t[:2000], f"record has the wrong number of fields (expected {expected})")
+                for t in scan.ragged]
+    fix = pa.table({
+        "_seq": pa.array(range(1, scan.count + 1), pa.int64()),
+        "_true_row": pa.array([i + 1 for i in good_idx], pa.int64()),
+        "_true_line": pa.array([starts[i] for i in good_idx], pa.int64()),
+    })
+    con.register("_fix_src", fix)
+    try:
+        con.execute(f"UPDATE {stage} SET _row = f._true_row, _line = f._true_line "
+                    f"FROM _fix_src f WHERE {stage}._row = f._seq")
+    finally:
+        con.unregister("_fix_src")
+    return [
+        Unreadable(i + 1, starts[i], text[:2000],
+                   f"record has {widths[i]} fields but the header has {expected} "
+                   "(check the delimiter and quoting on this line)")
+        for i, text in zip(bad_idx, scan.ragged, strict=True)
+    ]
+
+
+def _record_positions(path: Path, mapping: Mapping, delimiter: str, skip: int) -> tuple[list[int], list[int]]:
+    starts: list[int] = []
+    widths: list[int] = []
+    with open(path, encoding=mapping.encoding, newline="") as fh:
+        if fh.read(1) != "\ufeff":
+            fh.seek(0)
+        reader = csv.reader(fh, delimiter=delimiter)
+        line = 1
+        for _ in range(skip):
+            next(reader, None)
+            line = reader.line_num + 1
+        for rec in reader:
+            if rec:  # Arrow skips blank lines too
+                starts.append(line)
+                widths.append(len(rec))
+            line = reader.line_num + 1
+    return starts, widths
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
