@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
 from segmentum.data.readers import ReadResult, read_to_stage
-from segmentum.data.schema import TABLES, Column, TableSpec, spec
+from segmentum.data.schema import EVENT_PROPERTY_COLUMNS, Column, TableSpec, spec
 from segmentum.errors import InputFileError, MappingError, UsageError, WorkspaceError, did_you_mean
 
 __all__ = ["LoadReport", "load_file"]
@@ -319,8 +319,7 @@ def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path)
     custom = [c for c in list(source_of) + list(constants) if c not in canonical]
     output = [c for c in tspec.names if c in source_of or c in constants or c in derived]
     if tspec.extras == "properties":
-        if "properties" not in output:
-            output.append("properties")
+        output = [c for c in tspec.names if c in output or c in EVENT_PROPERTY_COLUMNS or c == "properties"]
     else:
         output += custom
     return _Plan(source_of, constants, mapped, custom, sorted(ignored), derived, output)
@@ -518,6 +517,11 @@ def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, 
         reason = ibis.ifelse(joined == "", ibis.null(dt.string), joined)
     else:
         reason = ibis.null(dt.string)
+    if tspec.extras == "properties":
+        # promoted event properties also come out of the `properties` object (JSON Lines)
+        for prop in EVENT_PROPERTY_COLUMNS:
+            from_json = p1.properties[prop].str
+            values[prop] = ibis.coalesce(values[prop], from_json) if prop in values else from_json
     keep = [c for c in p1.columns if not c.startswith("__t_") and c not in values]
     t = p1.select(*keep, **values, _reason=reason)
     p2name = f"_checked_{tspec.kind}"

@@ -131,7 +131,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
                 continue
             good.append(obj)
             rows.append(n)
-        table = pa.Table.from_pylist(good) if good else pa.table({})
+        table = _table_from_records(good)
         row_arr = pa.array(rows, pa.int64())
     else:
         row_arr = pa.array(range(1, table.num_rows + 1), pa.int64())
@@ -144,6 +144,24 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
         con.unregister("_jsonl_src")
     cols = [c for c in table.column_names if c not in ("_row", "_line")]
     return ReadResult("jsonl", cols, table.num_rows, bad)
+
+
+def _table_from_records(records: list[dict]) -> pa.Table:
+    """An Arrow table with every key of every record; a column of mixed types becomes text."""
+    keys: dict[str, None] = {}
+    for rec in records:
+        keys.update(dict.fromkeys(rec))
+    columns = {}
+    for key in keys:
+        values = [rec.get(key) for rec in records]
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[key] = pa.array(
+                [None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values],
+                pa.string(),
+            )
+    return pa.table(columns)
 
 
 def _nested_to_json(table: pa.Table) -> pa.Table:
