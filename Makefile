@@ -2,7 +2,6 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .PHONY: demo test install bench clean
@@ -11,22 +10,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# the package and its runtime dependencies
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
-install: $(STAMP)
+# plus what the tests need (pytest, Hypothesis, pyspark for the parity suite, ...)
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
 
 ## Build the demo workspace (./segmentum.duckdb) from generated data and show what it holds.
-demo: $(STAMP)
+demo: $(VENV)/.installed
 	$(BIN)/segmentum demo $(ARGS)
 
 ## Run the whole test suite (slow tests included).
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Benchmarks: prints a table (see benchmarks/README.md).
-bench: $(STAMP)
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 clean:

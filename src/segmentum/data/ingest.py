@@ -129,7 +129,7 @@ def load_file(
     if wh.name != "duckdb":
         raise WorkspaceError(
             f"Loading files needs the embedded DuckDB warehouse; this workspace is on {wh.name}. "
-            "Write the canonical tables with your Spark jobs (see docs/spark.md)."
+            "Write the canonical tables with your Spark jobs (README: Workspaces on Spark)."
         )
     raw_con, con = wh.raw, wh.con
     step = _Progress(progress)

@@ -1,0 +1,135 @@
+"""Benchmarks: one command, one table. `make bench` or `python benchmarks/run.py [options]`.
+
+Every step runs as its own process (the real `segmentum` command where there is one), so its
+wall time and peak resident memory (from wait4) are its own. Ratios against baselines are taken
+in the same run, because this machine is shared and noisy.
+
+Suites:
+  ingest   generation time, load throughput (rows/s) from Parquet and CSV with validation on,
+           peak memory — for each --sizes value (default 100000 and 1000000 contacts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+console = Console()
+
+
+@dataclass
+class Result:
+    suite: str
+    step: str
+    size: int
+    rows: int | None
+    seconds: float
+    peak_mib: float
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self.rows / self.seconds if self.rows and self.seconds else None
+
+
+def segmentum(*args: str) -> list[str]:
+    return [str(BIN / "segmentum"), *args]
+
+
+def run_step(args: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Each step in a fresh `python -c` wrapper that reports its own peak RSS via wait4."""
+    wrapper = (
+        "import os, sys, json, time, subprocess;"
+        "t=time.perf_counter(); p=subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE);"
+        "out=p.stdout.read(); _,status,ru=os.wait4(p.pid,0);"
+        "sys.stdout.write(json.dumps({'s':time.perf_counter()-t,'rss':ru.ru_maxrss/1024,'rc':os.waitstatus_to_exitcode(status),'out':out.decode()}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", wrapper, *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark wrapper failed: {proc.stderr}")
+    info = json.loads(proc.stdout)
+    if info["rc"] != 0:
+        raise SystemExit(f"step failed ({info['rc']}): {' '.join(args)}\n{proc.stderr}")
+    return info["s"], info["rss"], info["out"]
+
+
+def suite_ingest(sizes: list[int], work: Path) -> list[Result]:
+    results: list[Result] = []
+    for n in sizes:
+        for fmt in ("parquet", "csv"):
+            data = work / f"data-{n}-{fmt}"
+            s, rss, out = run_step(segmentum("generate", "--contacts", str(n), "--seed", "0", "--out", str(data), "--format", fmt, "--json"), work)
+            rows = sum(json.loads(out).get("rows", {}).values())
+            results.append(Result("ingest", f"generate ({fmt})", n, rows, s, rss, "few minutes at 1M", s < 600 if n >= 1_000_000 else None))
+            ws = work / f"ws-{n}-{fmt}.duckdb"
+            total_rows, total_s, peak = 0, 0.0, 0.0
+            for kind in ("products", "contacts", "orders", "order_items", "events", "deals"):
+                s, rss, out = run_step(segmentum("-w", str(ws), "load", kind, str(data / f"{kind}.{fmt}"), "--json"), work)
+                rep = json.loads(out)
+                assert rep["accepted"] + rep["quarantined"] == rep["input"], rep
+                total_rows += rep["input"]
+                total_s += s
+                peak = max(peak, rss)
+                if kind in ("orders", "events"):
+                    target = ">= 1M rows/s" if fmt == "parquet" else ">= 300k rows/s"
+                    floor = 1_000_000 if fmt == "parquet" else 300_000
+                    results.append(Result("ingest", f"load {kind} ({fmt})", n, rep["input"], s, rss, target, rep["input"] / s >= floor))
+            results.append(Result("ingest", f"load all six ({fmt})", n, total_rows, total_s, peak, "peak < 4096 MiB", peak < 4096))
+            shutil.rmtree(data, ignore_errors=True)
+            for p in work.glob(f"ws-{n}-{fmt}.duckdb*"):
+                p.unlink()
+    return results
+
+
+SUITES = {"ingest": suite_ingest}
+
+
+def print_table(results: list[Result]) -> None:
+    t = Table(title="Segmentum benchmarks", title_justify="left")
+    for col in ("suite", "step", "contacts", "rows", "seconds", "rows/s", "peak MiB", "target", "ok"):
+        t.add_column(col, justify="left" if col in ("suite", "step", "target") else "right")
+    for r in results:
+        t.add_row(
+            r.suite, r.step, f"{r.size:,}", f"{r.rows:,}" if r.rows else "",
+            f"{r.seconds:.2f}", f"{r.rate:,.0f}" if r.rate else "", f"{r.peak_mib:,.0f}",
+            r.target, "" if r.ok is None else ("yes" if r.ok else "NO"),
+        )
+    console.print(t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", action="append", choices=sorted(SUITES), help="default: all")
+    ap.add_argument("--sizes", default="100000,1000000", help="contacts, comma-separated")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--json", type=Path, default=None, help="also write results to this JSON file")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    work = args.work or Path(tempfile.mkdtemp(prefix="segmentum-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: list[Result] = []
+    for name in args.suite or sorted(SUITES):
+        results += SUITES[name](sizes, work)
+        print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ | {"rate": r.rate} for r in results], indent=2))
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
