@@ -141,10 +141,8 @@ def load_file(
     step("validating", 1)
     staged = con.table(stage)
     plan = _resolve_columns(tspec, read, m, path)
-    valid = _validate(con, tspec, staged, plan, m, create_contacts)
-    vname = f"_valid_{kind}"
-    con.create_table(vname, valid, temp=True, overwrite=True)
-    v = con.table(vname)
+    checked = _validate(con, tspec, staged, plan, m, create_contacts, clean=read.format != "parquet")
+    v = checked.table
 
     step("writing", 2)
     ok = v.filter(v._reason.isnull())
@@ -152,8 +150,8 @@ def load_file(
     load_id = uuid.uuid4().hex[:12]
     now = ibis.literal(started_at, type=dt.Timestamp(timezone="UTC"))
     created = 0
-    if create_contacts:
-        created = _create_contacts(wh, tspec, ok, path.name, now)
+    if checked.new_contacts is not None:
+        created = _create_contacts(wh, tspec, ok, checked.new_contacts, path.name, now)
     data_cols = [c for c in plan.output_columns if c in ok.columns]
     to_write = ok.select(
         *data_cols,
@@ -210,7 +208,8 @@ def load_file(
             ]),
         ),
     )
-    for tmp in (stage, vname, f"_parsed_{kind}", f"_checked_{kind}"):
+    raw_con.execute(f"DROP VIEW IF EXISTS {stage}") if read.format == "parquet" else raw_con.execute(f"DROP TABLE IF EXISTS {stage}")
+    for tmp in checked.temp_tables:
         raw_con.execute(f"DROP TABLE IF EXISTS {tmp}")
     step("done", 3)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -332,10 +331,10 @@ def _shown(value: ir.StringValue) -> ir.StringValue:
     return "'" + short + "'"
 
 
-def _text(value: ir.Value, m: Mapping) -> ir.StringValue:
-    """A staged value as trimmed text, with the mapping's null markers turned into nulls."""
-    s = value.cast("string").strip()
-    return ibis.ifelse(s.isin(list(m.null_values)), ibis.null(dt.string), s)
+def _text(value: ir.Value, clean: bool) -> ir.StringValue:
+    """A staged text value with empty text as null. Text from CSV / JSON Lines arrives trimmed
+    with null markers already nulled by the reader (``clean``); Parquet text is taken as is."""
+    return value if clean else value.nullif("")
 
 
 def _lookup(table: dict[str, str | None], key: ir.StringValue, default: ir.Value) -> ir.Value:
@@ -347,11 +346,11 @@ def _lookup(table: dict[str, str | None], key: ir.StringValue, default: ir.Value
     return ibis.ifelse(found, mapped.get(key), default)
 
 
-def _parse_value(col: Column, raw: ir.Value, m: Mapping) -> tuple[ir.Value, ir.Value]:
+def _parse_value(col: Column, raw: ir.Value, m: Mapping, clean: bool) -> tuple[ir.Value, ir.Value]:
     """Phase 1 of a field: its normalised text (for messages) and its parsed value (null if bad)."""
     name, target = col.name, col.dtype
     is_text = raw.type().is_string()
-    text = _text(raw, m) if is_text else raw
+    text = _text(raw, clean) if is_text else raw
     if name in m.values:
         vmap = {str(k): (None if v is None else str(v)) for k, v in m.values[name].items()}
         text = _lookup(vmap, text.cast("string"), text.cast("string"))
@@ -473,8 +472,17 @@ def _problem(col: Column, shown: ir.StringValue, value: ir.Value, m: Mapping, la
     return [p for p in (missing, problem) if p is not None], value
 
 
-def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool) -> ir.Table:
-    """Parse every field (materialised once), then collect each row's problems into _reason."""
+@dataclass
+class _Checked:
+    table: ir.Table  # every staged record with its parsed fields and _reason (null = accepted)
+    new_contacts: ir.Table | None  # contact ids to create (--create-contacts)
+    temp_tables: list[str]
+
+
+def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool, clean: bool) -> _Checked:
+    """Parse every field and collect each row's problems into _reason, in one pass over the
+    file, materialised once; then key checks that aggregate first and touch rows only if
+    something is wrong."""
     phase1: dict[str, ir.Value] = {}
     cols: list[Column] = []
     for col in tspec.columns:
@@ -484,14 +492,14 @@ def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, 
             raw = ibis.literal(str(plan.constants[col.name]))
         else:
             continue
-        shown, value = _parse_value(col, raw, m)
+        shown, value = _parse_value(col, raw, m, clean)
         phase1[f"__t_{col.name}"] = shown
         phase1[col.name] = value
         cols.append(col)
     custom_values = {}
     for name in plan.custom:
         raw = staged[plan.source_of[name]] if name in plan.source_of else ibis.literal(str(plan.constants[name]))
-        custom_values[name] = _text(raw, m) if raw.type().is_string() else raw
+        custom_values[name] = _text(raw, clean) if raw.type().is_string() else raw
     if tspec.extras == "properties":
         props = _properties(phase1.get("properties"), custom_values, staged)
         if "properties" in phase1:
@@ -501,9 +509,7 @@ def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, 
             phase1["__t_properties"] = ibis.null(dt.string)
     else:
         phase1.update(custom_values)
-    p1name = f"_parsed_{tspec.kind}"
-    con.create_table(p1name, staged.select(_row=staged._row, _line=staged._line, **phase1), temp=True, overwrite=True)
-    p1 = con.table(p1name)
+    p1 = staged.select(_row=staged._row, _line=staged._line, **phase1)
 
     latest = _dt.datetime.now(_dt.UTC) + _dt.timedelta(days=2)
     problems: list[ir.StringValue] = []
@@ -524,16 +530,16 @@ def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, 
             values[prop] = ibis.coalesce(values[prop], from_json) if prop in values else from_json
     keep = [c for c in p1.columns if not c.startswith("__t_") and c not in values]
     t = p1.select(*keep, **values, _reason=reason)
-    p2name = f"_checked_{tspec.kind}"
-    con.create_table(p2name, t, temp=True, overwrite=True)
-    t = con.table(p2name)
-
     derived = DERIVED_IDS.get(tspec.kind)
     if derived and derived[0] in plan.derived:
         t = _derive_id(t, tspec, derived)
-    t = _flag_duplicates(t, tspec)
-    t = _flag_unknown_keys(con, t, tspec, create_contacts)
-    return t
+    name = f"_checked_{tspec.kind}"
+    con.create_table(name, t, temp=True, overwrite=True)
+    temps = [name]
+    t = con.table(name)
+    t = _flag_duplicates(con, t, tspec, temps)
+    t, new_contacts = _flag_unknown_keys(con, t, tspec, create_contacts, temps)
+    return _Checked(t, new_contacts, temps)
 
 
 def _properties(explicit: ir.Value | None, custom: dict[str, ir.Value], staged: ir.Table) -> ir.Value:
@@ -558,56 +564,64 @@ def _derive_id(t: ir.Table, tspec: TableSpec, derived: tuple[str, str]) -> ir.Ta
     return t.mutate(**{col: ibis.ifelse(t._reason.isnull(), prefix + key.hexdigest("md5").substr(0, 20), ibis.null(dt.string))}).drop("_ordinal")
 
 
-def _flag_duplicates(t: ir.Table, tspec: TableSpec) -> ir.Table:
-    """Two rows of one file with the same key: the later one wins, the earlier is quarantined."""
+def _materialise(con, t: ir.Table, name: str, temps: list[str]) -> ir.Table:
+    con.create_table(name, t, temp=True, overwrite=True)
+    temps.append(name)
+    return con.table(name)
+
+
+def _flag_duplicates(con, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir.Table:
+    """Two accepted rows of one file with the same key: the later one wins, the earlier one is
+    quarantined. Duplicate keys are found by aggregation; rows are rewritten only if any exist."""
     keys = list(tspec.key)
-    # only valid rows compete: a rejected later record does not displace a good earlier one
-    group = [*(t[k] for k in keys), t._reason.isnull()]
-    w = ibis.window(group_by=group, order_by=ibis.desc(t._row))
-    t = t.mutate(
-        _dup_rank=ibis.row_number().over(w),  # 0 = the file's last record with this key
-        _dup_last_row=t._row.max().over(ibis.window(group_by=group)),
-    )
-    key_desc = ", ".join(keys)
-    dup = t._reason.isnull() & (t._dup_rank > 0)
-    # null keys never group as duplicates: those rows already carry a "missing" reason
-    dup = dup & ibis.and_(*[t[k].notnull() for k in keys])
+    ok = t.filter(t._reason.isnull())
+    dups = ok.group_by(keys).agg(_dup_n=ok.count(), _dup_last=ok._row.max()).filter(lambda d: d._dup_n > 1)
+    if not int(dups.count().execute()):
+        return t
+    j = t.left_join(dups, keys)
     reason = (
-        f"duplicate {key_desc}: a later record of this file (row "
-        + t._dup_last_row.cast("string")
+        f"duplicate {', '.join(keys)}: a later record of this file (row "
+        + j._dup_last.cast("string")
         + ") has the same key and replaces this one"
     )
-    t = t.mutate(_reason=ibis.ifelse(dup, reason, t._reason))
-    return t.drop("_dup_rank", "_dup_last_row")
+    superseded = j._reason.isnull() & j._dup_last.notnull() & (j._row != j._dup_last)
+    marked = j.select(*[c for c in t.columns if c != "_reason"], _reason=ibis.ifelse(superseded, reason, j._reason))
+    return _materialise(con, marked, f"_dedup_{tspec.kind}", temps)
 
 
-def _flag_unknown_keys(con, t: ir.Table, tspec: TableSpec, create_contacts: bool) -> ir.Table:
-    t = t.mutate(_new_contact=False)
+def _flag_unknown_keys(con, t: ir.Table, tspec: TableSpec, create_contacts: bool, temps: list[str]):
+    """Foreign keys that name nothing: quarantined, or (contacts, if asked) created."""
+    new_contacts = None
     for col, (ref_table, ref_col) in tspec.foreign_keys.items():
         ref = con.table(ref_table)
-        known = t[col].isin(ref[ref_col])
+        ok = t.filter(t._reason.isnull())
+        unknown = ok.select(col).distinct()
+        unknown = unknown.filter(~unknown[col].isin(ref[ref_col]))
+        unknown = _materialise(con, unknown, f"_unknown_{tspec.kind}_{col}", temps)
+        if not int(unknown.count().execute()):
+            continue
         if col == "contact_id" and create_contacts:
-            t = t.mutate(_new_contact=t._reason.isnull() & ~known)
+            new_contacts = unknown
             continue
         hint = (
             "load contacts first, or pass --create-contacts"
             if ref_table == "contacts"
             else f"load {ref_table} first"
         )
-        reason = f"unknown {col} " + _shown(t[col]) + f": no such {ref_col} in {ref_table} ({hint})"
-        t = t.mutate(_reason=ibis.ifelse(t._reason.isnull() & ~known, reason, t._reason))
-    return t
+        flagged = unknown.mutate(_unknown=True)
+        j = t.left_join(flagged, col)
+        bad = j._reason.isnull() & j._unknown.notnull()
+        reason = f"unknown {col} " + _shown(j[col]) + f": no such {ref_col} in {ref_table} ({hint})"
+        marked = j.select(*[c for c in t.columns if c != "_reason"], _reason=ibis.ifelse(bad, reason, j._reason))
+        t = _materialise(con, marked, f"_fk_{tspec.kind}_{col}", temps)
+    return t, new_contacts
 
 
 # -- writes -----------------------------------------------------------------------------------
-def _create_contacts(wh, tspec: TableSpec, ok: ir.Table, source: str, now) -> int:
-    new = ok.filter(ok._new_contact)
-    if "contact_id" not in new.columns:
-        return 0
-    time_col = tspec.time_column
-    contacts = new.group_by("contact_id").agg(
-        created_at=new[time_col].min(), _line=new._line.min()
-    )
+def _create_contacts(wh, tspec: TableSpec, ok: ir.Table, new_ids: ir.Table, source: str, now) -> int:
+    """Contacts for ids the workspace lacks, created_at = their first activity in this file."""
+    new = ok.join(new_ids, "contact_id")
+    contacts = new.group_by("contact_id").agg(created_at=new[tspec.time_column].min(), _line=new._line.min())
     n = int(contacts.count().execute())
     if n:
         wh.upsert(

@@ -76,7 +76,8 @@ def detect_format(path: Path) -> str:
 def read_to_stage(
     con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str
 ) -> ReadResult:
-    """Create TEMP table ``stage`` from the file; return its columns and unreadable records."""
+    """Create TEMP table (Parquet: view) ``stage`` from the file; return its columns and
+    unreadable records. Text from CSV / JSON Lines arrives trimmed, null markers as nulls."""
     if not path.exists():
         raise InputFileError(f"File {path} does not exist.")
     if path.is_dir():
@@ -91,18 +92,23 @@ def read_to_stage(
 
 # -- Parquet --------------------------------------------------------------------------------
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, stage: str) -> ReadResult:
+    """A view over the file (no copy): DuckDB scans it in parallel when validating."""
+    import pyarrow.parquet as pq
+    import sqlglot
+
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * EXCLUDE (file_row_number), "
-            "file_row_number + 1 AS _row, CAST(NULL AS BIGINT) AS _line "
-            "FROM read_parquet($1, file_row_number = true)",
-            [str(path)],
-        )
-    except duckdb.Error as exc:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({exc}).") from None
+    # a view cannot take a bound parameter: the path goes in as a properly quoted literal
+    literal = sqlglot.exp.Literal.string(str(path.resolve())).sql("duckdb")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {stage} AS SELECT * EXCLUDE (file_row_number), "
+        "file_row_number + 1 AS _row, CAST(NULL AS BIGINT) AS _line "
+        f"FROM read_parquet({literal}, file_row_number = true)"
+    )
     cols = [c for c in _columns(con, stage) if c not in ("_row", "_line")]
-    staged = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    return ReadResult("parquet", cols, staged)
+    return ReadResult("parquet", cols, rows)
 
 
 # -- JSON Lines -----------------------------------------------------------------------------
@@ -136,7 +142,12 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
     else:
         row_arr = pa.array(range(1, table.num_rows + 1), pa.int64())
     line_arr = pa.array([nonblank[r - 1] + 1 for r in row_arr.to_pylist()], pa.int64())
-    table = _nested_to_json(table).append_column("_row", row_arr).append_column("_line", line_arr)
+    table = _nested_to_json(table)
+    nulls = pa.array(mapping.null_values, pa.string())
+    for i, name in enumerate(table.column_names):
+        if pa.types.is_string(table.schema.field(i).type):
+            table = table.set_column(i, name, clean_text(table.column(i), nulls))
+    table = table.append_column("_row", row_arr).append_column("_line", line_arr)
     con.register("_jsonl_src", table)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _jsonl_src")
@@ -144,6 +155,15 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
         con.unregister("_jsonl_src")
     cols = [c for c in table.column_names if c not in ("_row", "_line")]
     return ReadResult("jsonl", cols, table.num_rows, bad)
+
+
+def clean_text(arr: pa.Array, null_values: pa.Array) -> pa.Array:
+    """Trim a text column and turn the mapping's null markers ('', NULL, N/A, ...) into nulls.
+
+    Done here, in Arrow's vectorised kernels while the file streams in, so the warehouse
+    validates already-clean text."""
+    trimmed = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.is_in(trimmed, value_set=null_values), pa.scalar(None, pa.string()), trimmed)
 
 
 def _table_from_records(records: list[dict]) -> pa.Table:
@@ -282,8 +302,10 @@ class _Scan:
         self.bad: list[Unreadable] = []
         self.multiline = False
         self.count = 0
+        self.nulls = pa.array(mapping.null_values, pa.string())
 
     def _number(self, batch_cols: list[pa.Array], n: int) -> pa.RecordBatch:
+        batch_cols = [clean_text(c, self.nulls) for c in batch_cols]
         rows = pa.array(range(self.count + 1, self.count + n + 1), pa.int64())
         lines = pc.add(rows, self.first_data_line - 1)
         self.count += n
@@ -347,7 +369,7 @@ class _Scan:
             width = pc.list_value_length(parts)
             ok = pc.equal(width, width_expected)
             good = parts.filter(ok)
-            cols = [pc.list_element(good, i) if len(good) else pa.array([], pa.string())
+            cols = [clean_text(pc.list_element(good, i), self.nulls) if len(good) else pa.array([], pa.string())
                     for i in range(width_expected)]
             bad_mask = pc.invert(ok)
             for r, ln, txt, w in zip(rows.filter(bad_mask).to_pylist(), line_no.filter(bad_mask).to_pylist(),

@@ -81,9 +81,13 @@ class DuckDBWarehouse(Warehouse):
         """
         target = self.table(name)
         self.add_columns(name, {c: t for c, t in staged.schema().items() if c not in target.columns})
-        stage_name = f"_upsert_{name}"
-        self.con.create_table(stage_name, staged, temp=True, overwrite=True)
         cols = list(staged.columns)
+        col_list = ", ".join(quote(c) for c in cols)
+        source = self.con.compile(staged)
+        if self.raw.execute(f"SELECT count(*) FROM (SELECT 1 FROM {quote(name)} LIMIT 1)").fetchone()[0] == 0:
+            # an empty table (a first load): nothing to compare with
+            n = self.raw.execute(f"INSERT INTO {quote(name)} ({col_list}) SELECT {col_list} FROM ({source})").fetchone()[0]
+            return UpsertResult(inserted=int(n), updated=0, unchanged=0)
         data_cols = [c for c in cols if c not in key and c not in LINEAGE]
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in key)
         differs = " OR ".join(f"t.{quote(c)} IS DISTINCT FROM s.{quote(c)}" for c in data_cols) or "FALSE"
@@ -92,12 +96,11 @@ class DuckDBWarehouse(Warehouse):
             f"""CREATE OR REPLACE TEMP TABLE _upsert_diff AS
             SELECT s.*, CASE WHEN t.{first_key} IS NULL THEN 'new'
                              WHEN {differs} THEN 'changed' ELSE 'same' END AS _action
-            FROM {quote(stage_name)} s LEFT JOIN {quote(name)} t ON {on}"""
+            FROM ({source}) s LEFT JOIN {quote(name)} t ON {on}"""
         )
         counts = dict(
             self.raw.execute("SELECT _action, count(*) FROM _upsert_diff GROUP BY 1").fetchall()
         )
-        col_list = ", ".join(quote(c) for c in cols)
         self.raw.execute("BEGIN TRANSACTION")
         try:
             if counts.get("changed"):
@@ -117,7 +120,6 @@ class DuckDBWarehouse(Warehouse):
             self.raw.execute("ROLLBACK")
             raise
         finally:
-            self.raw.execute(f"DROP TABLE IF EXISTS {quote(stage_name)}")
             self.raw.execute("DROP TABLE IF EXISTS _upsert_diff")
         return UpsertResult(
             inserted=counts.get("new", 0),
