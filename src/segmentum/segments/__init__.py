@@ -1,1 +1,1 @@
-"""The segment language and the dynamic segment engine."""
+"""The segment language and the dynamic segment engine: parse -> ast -> passes -> compiler."""
