@@ -67,6 +67,5 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=len(LOAD_ORDER))
             console.print(t)
             console.print(f"Data as of [bold]{manifest.get('as_of')}[/]; planted personas: "
-                          + ", ".join(f"{k} {v:,}" for k, v in manifest.get("labels", {}).items()
-                                      if isinstance(v, int)))
+                          + ", ".join(f"{k} {v:,}" for k, v in manifest.get("label_counts", {}).items()))
         console.print("Next: [bold]segmentum info[/], [bold]segmentum quarantine[/].")

@@ -28,7 +28,7 @@ from segmentum.data.generate._labels import LABELS, Label
 from segmentum.data.generate._tables import FILES, SCHEMAS, TableWriter, products_table
 from segmentum.errors import UsageError
 
-__all__ = ["generate", "GenerateSummary", "LABELS", "Label", "CHUNK_SIZE", "FILES", "DEFAULT_END"]
+__all__ = ["CHUNK_SIZE", "DEFAULT_END", "FILES", "LABELS", "GenerateSummary", "Label", "generate"]
 
 CHUNK_SIZE = 25_000
 DEFAULT_END = _dt.date(2026, 10, 31)
@@ -64,8 +64,8 @@ def generate(
     """Write a synthetic data set of ``contacts`` contacts into the directory ``out``.
 
     ``end`` is the last day of the history (as of = ``end`` 23:59:59 UTC; the history spans
-    three years before it). ``progress(stage, done, total)`` is called as work completes:
-    stage "products" once, then "contacts" after every chunk.
+    three years before it). ``progress("contacts", done, total)`` is called after every
+    chunk of contacts is written.
     """
     if isinstance(contacts, bool) or not isinstance(contacts, int) or contacts < 1:
         raise UsageError(f"contacts must be a positive whole number. Got {contacts!r} instead.")
@@ -84,10 +84,9 @@ def generate(
     ctx = build_context(end, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))))
     writers = {name: TableWriter(out / f"{name}.{fmt}", SCHEMAS[name], fmt) for name in FILES}
     nudged_total: dict[str, int] = {}
+    label_counts = {lab.name: 0 for lab in LABELS}
     try:
         writers["products"].write(products_table(ctx.catalog))
-        if progress:
-            progress("products", 1, 1)
         order0 = event0 = deal0 = 0
         n_chunks = -(-contacts // CHUNK_SIZE)
         for i in range(n_chunks):
@@ -102,6 +101,8 @@ def generate(
             deal0 += res.n_deals
             for k, v in res.nudged.items():
                 nudged_total[k] = nudged_total.get(k, 0) + v
+            for k, v in res.labels.items():
+                label_counts[k] += v
             del res
             if progress:
                 progress("contacts", g0 + n, contacts)
@@ -118,15 +119,16 @@ def generate(
         "contacts": contacts,
         "format": fmt,
         "as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "history_start": (as_of - _dt.timedelta(days=HISTORY_DAYS) + _dt.timedelta(seconds=1)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
+        "history_start": (
+            as_of - _dt.timedelta(days=HISTORY_DAYS) + _dt.timedelta(seconds=1)
+        ).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "chunk_size": CHUNK_SIZE,
         "currency": "EUR",
         "files": {name: f"{name}.{fmt}" for name in FILES},
         "counts": rows,
         "labels": {
             lab.name: {
+                "count": label_counts[lab.name],
                 "description": lab.description,
                 "rule": lab.rule,
                 "seed_article": lab.seed,
@@ -134,7 +136,7 @@ def generate(
             }
             for lab in LABELS
         },
-        "label_counts": _label_counts(out / f"ground_truth.{fmt}", fmt),
+        "label_counts": label_counts,
         "background_nudges": dict(sorted(nudged_total.items())),
         "notes": (
             "count(orders) counts every order whatever its status; planted personas' orders "
@@ -142,26 +144,15 @@ def generate(
             "matched a persona rule by accident were nudged out of it (background_nudges)."
         ),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if progress:
-        progress("done", contacts, contacts)
-    return GenerateSummary(
-        out=out, seed=seed, contacts=contacts, as_of=as_of, rows=rows,
-        seconds=round(time.perf_counter() - began, 3), fmt=fmt,
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-
-
-def _label_counts(path: Path, fmt: str) -> dict[str, int]:
-    import pyarrow.compute as pc
-
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        col = pq.read_table(path, columns=["label"]).column("label")
-    else:
-        import pyarrow.csv as pacsv
-
-        col = pacsv.read_csv(path).column("label")
-    counts = pc.value_counts(col).to_pylist()
-    found = {d["values"]: d["counts"] for d in counts}
-    return {lab.name: int(found.get(lab.name, 0)) for lab in LABELS}
+    return GenerateSummary(
+        out=out,
+        seed=seed,
+        contacts=contacts,
+        as_of=as_of,
+        rows=rows,
+        seconds=round(time.perf_counter() - began, 3),
+        fmt=fmt,
+    )

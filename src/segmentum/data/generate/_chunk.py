@@ -10,15 +10,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmentum.data.generate._context import Context
 from segmentum.data.generate._deals import draw_deals
-from segmentum.data.generate._events import draw_events, drop_lapsing_category_views
+from segmentum.data.generate._events import draw_events
 from segmentum.data.generate._guards import guard_events, guard_orders
 from segmentum.data.generate._orders import draw_orders
 from segmentum.data.generate._people import draw_people
 from segmentum.data.generate._tables import (
-    contacts_table, deals_table, events_table, ground_truth_table, orders_tables, traits_table,
+    contacts_table,
+    deals_table,
+    events_table,
+    ground_truth_table,
+    orders_tables,
+    traits_table,
 )
 
 
@@ -29,6 +35,7 @@ class ChunkResult:
     n_events: int
     n_deals: int
     nudged: dict[str, int]
+    labels: dict[str, int]
 
 
 def build_chunk(
@@ -38,9 +45,7 @@ def build_chunk(
     O, I = draw_orders(ctx, rng, P)
     O, I, nudged = guard_orders(ctx, rng, P, O, I)
     E = draw_events(ctx, rng, P, O, I)
-    E = drop_lapsing_category_views(ctx, P, E)
     E = guard_events(ctx, P, O, I, E, nudged)
-    E = E.take(np.lexsort((E.type, E.t, E.contact)))
     Dl = draw_deals(ctx, rng, P)
 
     contacts = contacts_table(ctx, rng, P)
@@ -55,4 +60,6 @@ def build_chunk(
         "traits": traits_table(ctx, P),
     }
     n_deals = int(Dl.deal.max()) + 1 if len(Dl.deal) else 0
-    return ChunkResult(tables, len(O.t), len(E), n_deals, nudged)
+    counts = pc.value_counts(tables["ground_truth"].column("label")).to_pylist()
+    labels = {d["values"]: d["counts"] for d in counts}
+    return ChunkResult(tables, len(O.t), len(E), n_deals, nudged, labels)

@@ -14,7 +14,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from segmentum.data.generate import _reference as ref
-from segmentum.data.generate._catalog import CATEGORIES, SEARCH_QUERIES, Catalog, build_catalog, slug
+from segmentum.data.generate._catalog import (
+    CATEGORIES,
+    SEARCH_QUERIES,
+    Catalog,
+    build_catalog,
+    slug,
+)
 
 DAY = 86_400
 YEAR = 365.25 * DAY
@@ -105,7 +111,10 @@ def build_context(end: _dt.date, catalog_rng: np.random.Generator) -> Context:
     themes = np.array([8, 0, 10, 5, 9, 1, 8, 10, 7, 2, 3, 8, 10], dtype=np.int64)
     camp_topic = themes[np.arange(len(camp_t)) % len(themes)]
     camp_ids = np.array(
-        ["NL-" + _dt.datetime.fromtimestamp(int(t), tz=_dt.UTC).strftime("%Y-%m-%d") for t in camp_t],
+        [
+            "NL-" + _dt.datetime.fromtimestamp(int(t), tz=_dt.UTC).strftime("%Y-%m-%d")
+            for t in camp_t
+        ],
         dtype=object,
     )
     # index 0 = the welcome e-mail, sent at sign-up
@@ -138,8 +147,14 @@ def build_context(end: _dt.date, catalog_rng: np.random.Generator) -> Context:
     add("product_view", [{"list": v} for v in ref.VIEW_LISTS])
     add("category_view", [{"sort": s} for s in ("popular", "price_asc", "newest")])
     add("search", [{"results": k} for k in range(61)])
-    add("app_session", [{"app_version": v, "screen": s} for v in ref.APP_VERSIONS for s in ref.APP_SCREENS])
-    add("web_push_subscribe", [{"browser": b} for d in ref.DEVICE_OS for b in (ref.BROWSERS[d] * 3)[:3]])
+    add(
+        "app_session",
+        [{"app_version": v, "screen": s} for v in ref.APP_VERSIONS for s in ref.APP_SCREENS],
+    )
+    add(
+        "web_push_subscribe",
+        [{"browser": b} for d in ref.DEVICE_OS for b in (ref.BROWSERS[d] * 3)[:3]],
+    )
 
     return Context(
         as_of=as_of,

@@ -58,7 +58,8 @@ def draw_deals(ctx: Context, rng: np.random.Generator, P: People) -> Deals:
     bg_c = np.concatenate([holders, second])
     bg_path = np.searchsorted(np.cumsum(_P[:-1]) / _P[:-1].sum(), u(len(bg_c)), side="right")
     pl_end = np.maximum(
-        as_of - (DAY * rng.uniform(1, 60, len(planted))).astype(np.int64), P.created[planted] + 3 * 3600
+        as_of - (DAY * rng.uniform(1, 60, len(planted))).astype(np.int64),
+        P.created[planted] + 3 * 3600,
     )
     pr_path = _CLOSED[(u(len(prior)) * len(_CLOSED)).astype(np.int64)]
 
@@ -88,6 +89,7 @@ def draw_deals(ctx: Context, rng: np.random.Generator, P: People) -> Deals:
     scale_p = np.minimum(1.0, 0.9 * np.maximum(room_p, 0) / np.maximum(dur[pri], 1))
     rows_p = row_deal >= nb + npl
     gaps[rows_p] = (gaps[rows_p] * scale_p[row_deal[rows_p] - nb - npl]).astype(np.int64)
+    gaps = np.where(step == 0, 0, np.maximum(gaps, 60))  # stages stay strictly ordered in time
     dur = np.bincount(row_deal, weights=gaps, minlength=k).astype(np.int64)
     start[pri] = lo[pri] + (u(k - nb - npl) * np.maximum(room_p - dur[pri], 0)).astype(np.int64)
     keep_deal = np.ones(k, dtype=bool)
@@ -102,7 +104,7 @@ def draw_deals(ctx: Context, rng: np.random.Generator, P: People) -> Deals:
     discount = rng.uniform(0.85, 0.97, k)
     after_neg = np.maximum.accumulate(np.where(stage == NEGOTIATION, 1, 0) * (row_deal + 1))
     negotiated = after_neg == row_deal + 1
-    amount = np.where(negotiated & (stage != LOST), np.round(base[row_deal] * discount[row_deal], -2), base[row_deal])
+    amount = np.where(negotiated, np.round(base[row_deal] * discount[row_deal], -2), base[row_deal])
 
     keep = keep_deal[row_deal]
     order = np.lexsort((t[keep], row_deal[keep], start[row_deal][keep], contact[row_deal][keep]))

@@ -11,11 +11,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from segmentum.data.generate import _reference as ref
-from segmentum.data.generate._catalog import CAT, SLOT, SLOTS
+from segmentum.data.generate._catalog import CAT, SLOTS
 from segmentum.data.generate._context import DAY, YEAR, Context
 from segmentum.data.generate._orders import ONLINE, Items, Orders, _pick_skus
 from segmentum.data.generate._people import APPLE, LAPS, OFFL, People
-from segmentum.data.generate._util import NEVER, expand
+from segmentum.data.generate._util import expand
 
 T = {name: i for i, name in enumerate(ref.EVENT_TYPES)}
 S = {name: i for i, name in enumerate(ref.SOURCES)}
@@ -58,7 +58,9 @@ class _Parts:
         self.parts.append(part)
 
     def build(self) -> Events:
-        return Events(**{f.name: np.concatenate([p[f.name] for p in self.parts]) for f in fields(Events)})
+        return Events(
+            **{f.name: np.concatenate([p[f.name] for p in self.parts]) for f in fields(Events)}
+        )
 
 
 def draw_events(ctx: Context, rng: np.random.Generator, P: People, O: Orders, I: Items) -> Events:
@@ -70,7 +72,15 @@ def draw_events(ctx: Context, rng: np.random.Generator, P: People, O: Orders, I:
     _persona_signals(ctx, rng, P, parts)
     E = parts.build()
     keep = (E.t <= ctx.as_of) & (E.t >= P.created[E.contact])
-    return E.take(np.flatnonzero(keep))
+    # planted lapsing H&G buyers do not browse categories in the last 100 days
+    keep &= ~(
+        (P.label[E.contact] == LAPS)
+        & (E.type == T["category_view"])
+        & (E.t > ctx.as_of - 100 * DAY)
+    )
+    idx = np.flatnonzero(keep)
+    key = (E.contact[idx] << 40) | (E.t[idx] - ctx.tz_day0)
+    return E.take(idx[np.argsort(key, kind="stable")])
 
 
 def _open_times(ctx: Context, rng, P: People, contact, t_send, delay_days) -> np.ndarray:
@@ -94,8 +104,14 @@ def _email(ctx: Context, rng, P: People, parts: _Parts) -> None:
     cc = np.concatenate([c, c[own]])
     camp = np.concatenate([np.zeros(len(c), np.int64), lo[own] + w])
     ts = np.concatenate([P.sub_start[c] + rng.integers(30, 600, len(c)), ctx.camp_t[lo[own] + w]])
-    parts.add(cc, ts, "email_send", S["email"], camp=camp,
-              prop=ctx.prop_base["email_send"] + (rng.random(len(cc)) < 0.5))
+    parts.add(
+        cc,
+        ts,
+        "email_send",
+        S["email"],
+        camp=camp,
+        prop=ctx.prop_base["email_send"] + (rng.random(len(cc)) < 0.5),
+    )
 
     # opens
     m = len(cc)
@@ -127,8 +143,17 @@ def _email(ctx: Context, rng, P: People, parts: _Parts) -> None:
     sku = ctx.catalog.pick_in_category(topic, rng.random(len(ci)))
     url = np.where(product, ctx.url_sku0 + sku, ctx.url_cat0 + topic)
     link = np.where(product, 1, np.where(rng.random(len(ci)) < 0.8, 0, 2))
-    parts.add(kc, tc, "email_click", S["email"], device=dev[ci], camp=camp[oi][ci], url=url,
-              sku=np.where(product, sku, -1), prop=ctx.prop_base["email_click"] + link)
+    parts.add(
+        kc,
+        tc,
+        "email_click",
+        S["email"],
+        device=dev[ci],
+        camp=camp[oi][ci],
+        url=url,
+        sku=np.where(product, sku, -1),
+        prop=ctx.prop_base["email_click"] + link,
+    )
 
 
 def _session_events(ctx, rng, P: People, parts: _Parts, sc, st, app, dev, rates) -> None:
@@ -136,8 +161,15 @@ def _session_events(ctx, rng, P: People, parts: _Parts, sc, st, app, dev, rates)
     n = len(sc)
     source = np.where(app, S["app"], S["web"])
     a = np.flatnonzero(app)
-    parts.add(sc[a], st[a], "app_session", S["app"], device=dev[a],
-              prop=ctx.prop_base["app_session"] + rng.integers(0, len(ref.APP_VERSIONS) * len(ref.APP_SCREENS), len(a)))
+    parts.add(
+        sc[a],
+        st[a],
+        "app_session",
+        S["app"],
+        device=dev[a],
+        prop=ctx.prop_base["app_session"]
+        + rng.integers(0, len(ref.APP_VERSIONS) * len(ref.APP_SCREENS), len(a)),
+    )
     pv_n = np.where(app, 0, 1 + rng.poisson(rates[0], n))
     for type_, counts in (
         ("page_view", pv_n),
@@ -155,19 +187,49 @@ def _session_events(ctx, rng, P: People, parts: _Parts, sc, st, app, dev, rates)
         if type_ == "page_view":
             generic = rng.random(m) < 0.5
             url = np.where(generic, rng.integers(0, len(ref.GENERIC_URLS), m), ctx.url_cat0 + cat)
-            parts.add(c, t, type_, source[s], device=dev[s], url=url,
-                      prop=ctx.prop_base["page_view"] + rng.integers(0, len(ref.REFERRERS), m))
+            parts.add(
+                c,
+                t,
+                type_,
+                source[s],
+                device=dev[s],
+                url=url,
+                prop=ctx.prop_base["page_view"] + rng.integers(0, len(ref.REFERRERS), m),
+            )
         elif type_ == "product_view":
-            parts.add(c, t, type_, source[s], device=dev[s], sku=sku, cat=cat,
-                      prop=ctx.prop_base["product_view"] + rng.integers(0, len(ref.VIEW_LISTS), m))
+            parts.add(
+                c,
+                t,
+                type_,
+                source[s],
+                device=dev[s],
+                sku=sku,
+                cat=cat,
+                prop=ctx.prop_base["product_view"] + rng.integers(0, len(ref.VIEW_LISTS), m),
+            )
         elif type_ == "category_view":
-            parts.add(c, t, type_, source[s], device=dev[s], cat=cat,
-                      prop=ctx.prop_base["category_view"] + rng.integers(0, 3, m))
+            parts.add(
+                c,
+                t,
+                type_,
+                source[s],
+                device=dev[s],
+                cat=cat,
+                prop=ctx.prop_base["category_view"] + rng.integers(0, 3, m),
+            )
         else:
             q = ctx.q_start[cat] + (rng.random(m) * ctx.q_count[cat]).astype(np.int64)
             results = np.where(rng.random(m) < 0.05, 0, np.minimum(rng.poisson(18, m), 60))
-            parts.add(c, t, type_, source[s], device=dev[s], cat=cat, query=q,
-                      prop=ctx.prop_base["search"] + results)
+            parts.add(
+                c,
+                t,
+                type_,
+                source[s],
+                device=dev[s],
+                cat=cat,
+                query=q,
+                prop=ctx.prop_base["search"] + results,
+            )
 
 
 def _sessions(ctx: Context, rng, P: People, parts: _Parts) -> None:
@@ -193,17 +255,33 @@ def _pre_order_views(ctx, rng, P: People, O: Orders, I: Items, parts: _Parts) ->
     app = P.app_user[c] & (rng.random(len(o)) < 0.6)
     dev = np.where(app | (rng.random(len(o)) < 0.55), P.phone_os[c], P.desktop_os[c])
     sku = I.sku[li]
-    parts.add(c, t, "product_view", np.where(app, S["app"], S["web"]), device=dev, sku=sku,
-              cat=ctx.catalog.category[sku], prop=ctx.prop_base["product_view"] + rng.integers(0, 4, len(o)))
+    parts.add(
+        c,
+        t,
+        "product_view",
+        np.where(app, S["app"], S["web"]),
+        device=dev,
+        sku=sku,
+        cat=ctx.catalog.category[sku],
+        prop=ctx.prop_base["product_view"] + rng.integers(0, 4, len(o)),
+    )
 
 
 def _push(ctx, rng, P: People, parts: _Parts) -> None:
     c = np.flatnonzero(P.push_web)
-    t = P.created[c] + (rng.random(len(c)) * np.maximum(P.web_end - P.created, 0)[c]).astype(np.int64)
+    t = P.created[c] + (rng.random(len(c)) * np.maximum(P.web_end - P.created, 0)[c]).astype(
+        np.int64
+    )
     dev = np.where(rng.random(len(c)) < 0.5, P.phone_os[c], P.desktop_os[c])
     dev = np.where(P.label[c] == APPLE, D["iOS"], dev)
-    parts.add(c, t, "web_push_subscribe", S["push"], device=dev,
-              prop=ctx.prop_base["web_push_subscribe"] + dev * 3 + rng.integers(0, 3, len(c)))
+    parts.add(
+        c,
+        t,
+        "web_push_subscribe",
+        S["push"],
+        device=dev,
+        prop=ctx.prop_base["web_push_subscribe"] + dev * 3 + rng.integers(0, 3, len(c)),
+    )
 
 
 def _persona_signals(ctx: Context, rng, P: People, parts: _Parts) -> None:
@@ -217,15 +295,32 @@ def _persona_signals(ctx: Context, rng, P: People, parts: _Parts) -> None:
     t = t0 + (rng.random(len(cc)) * (as_of - DAY - t0)).astype(np.int64)
     sku = cat.pick_in_category(np.full(len(cc), CAT["iPhones"]), rng.random(len(cc)))
     app = P.app_user[cc] & (rng.random(len(cc)) < 0.5)
-    parts.add(cc, t, "product_view", np.where(app, S["app"], S["web"]), device=D["iOS"], sku=sku,
-              cat=CAT["iPhones"], prop=ctx.prop_base["product_view"] + rng.integers(0, 4, len(cc)))
+    parts.add(
+        cc,
+        t,
+        "product_view",
+        np.where(app, S["app"], S["web"]),
+        device=D["iOS"],
+        sku=sku,
+        cat=CAT["iPhones"],
+        prop=ctx.prop_base["product_view"] + rng.integers(0, 4, len(cc)),
+    )
     c = np.flatnonzero((P.label == APPLE) & P.c_app)
     own, _ = expand(2 + rng.poisson(2, len(c)))
     cc = c[own]
     t0 = np.maximum(P.created[cc], as_of - 150 * DAY)
     t = t0 + (rng.random(len(cc)) * (as_of - 3600 - t0)).astype(np.int64)
-    _session_events(ctx, rng, P, parts, cc, t, np.ones(len(cc), bool), np.full(len(cc), D["iOS"]),
-                    (0.0, 1.0, 0.3, 0.2))
+    _session_events(
+        ctx,
+        rng,
+        P,
+        parts,
+        cc,
+        t,
+        np.ones(len(cc), bool),
+        np.full(len(cc), D["iOS"]),
+        (0.0, 1.0, 0.3, 0.2),
+    )
 
     # lapsing H&G buyers search instead of browsing categories
     c = np.flatnonzero(P.label == LAPS)
@@ -236,7 +331,16 @@ def _persona_signals(ctx: Context, rng, P: People, parts: _Parts) -> None:
     q = ctx.q_start[hg] + (rng.random(len(cc)) * ctx.q_count[hg]).astype(np.int64)
     dev = np.where(rng.random(len(cc)) < 0.5, P.phone_os[cc], P.desktop_os[cc])
     results = np.where(rng.random(len(cc)) < 0.3, 0, rng.integers(1, 20, len(cc)))
-    parts.add(cc, t, "search", S["web"], device=dev, cat=hg, query=q, prop=ctx.prop_base["search"] + results)
+    parts.add(
+        cc,
+        t,
+        "search",
+        S["web"],
+        device=dev,
+        cat=hg,
+        query=q,
+        prop=ctx.prop_base["search"] + results,
+    )
 
     # offline regulars still browse the website
     c = np.flatnonzero(P.label == OFFL)
@@ -247,10 +351,4 @@ def _persona_signals(ctx: Context, rng, P: People, parts: _Parts) -> None:
     _session_events(ctx, rng, P, parts, cc, t, np.zeros(len(cc), bool), dev, (1.0, 1.5, 0.3, 0.2))
 
 
-def drop_lapsing_category_views(ctx: Context, P: People, E: Events) -> Events:
-    """Planted lapsing H&G buyers do not browse categories in the last 100 days."""
-    bad = (P.label[E.contact] == LAPS) & (E.type == T["category_view"]) & (E.t > ctx.as_of - 100 * DAY)
-    return E.take(np.flatnonzero(~bad))
-
-
-__all__ = ["Events", "draw_events", "drop_lapsing_category_views", "T", "S", "D", "NEVER", "SLOT"]
+__all__ = ["D", "Events", "S", "T", "draw_events"]

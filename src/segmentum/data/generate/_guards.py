@@ -3,7 +3,8 @@
 A randomly drawn base sometimes produces a contact that looks like a persona by accident
 (an engaged iPhone reader who also uses the iOS app, a London woman who spends a lot, ...).
 Each guard finds contacts *without* the label that match a loosened version of its rule
-(wider time windows, lower thresholds) and nudges the one detail that makes them match:
+(time windows stretched or shrunk by 5-10 days in the direction that matches more, lower
+thresholds, any order status) and nudges the one detail that makes them match:
 
 ==========================  ==================================================================
 rule                        nudge
@@ -27,15 +28,15 @@ import numpy as np
 
 from segmentum.data.generate._catalog import CAT
 from segmentum.data.generate._context import DAY, Context
-from segmentum.data.generate._events import D, T, Events
-from segmentum.data.generate._orders import OFFLINE, ONLINE, Items, Orders, sort_orders
+from segmentum.data.generate._events import D, Events, T
+from segmentum.data.generate._orders import COMPLETED, OFFLINE, ONLINE, Items, Orders, sort_orders
 from segmentum.data.generate._people import APPLE, BABY, HVW, LAPS, NEW1, OFFL, People
 from segmentum.data.generate._util import count_by, last_in_group, sum_by
 
-# Lower bounds of the "top" frequency and monetary terciles of buyers, with margin
-# (the base's top tercile starts at about 10 orders and about 600 EUR).
-TOP_F_MIN = 6
-TOP_M_MIN = 350_00
+# Lower bounds of the "top" frequency and monetary terciles, with margin (the base's top
+# tercile starts above 8 orders and 430 EUR among buyers, 5 orders and 250 EUR among all).
+TOP_F_MIN = 5
+TOP_M_MIN = 230_00
 
 
 def guard_orders(
@@ -50,19 +51,27 @@ def guard_orders(
     last = last_in_group(O.contact)
     lc = O.contact[last]
     stale = np.flatnonzero(last)[
-        (P.label[lc] != BABY) & (f[lc] >= TOP_F_MIN) & (m[lc] >= TOP_M_MIN) & (O.t[last] < as_of - 170 * DAY)
+        (P.label[lc] != BABY)
+        & (f[lc] >= TOP_F_MIN)
+        & (m[lc] >= TOP_M_MIN)
+        & (O.t[last] < as_of - 170 * DAY)
     ]
     moved = as_of - (DAY * rng.uniform(3, 150, len(stale))).astype(np.int64)
     O.t[stale] = np.maximum(moved, P.created[O.contact[stale]] + 3600)
+    O.status[stale] = COMPLETED
     nudged["baby_food_churned"] = len(stale)
     if len(stale):
         O, I = sort_orders(O, I)
 
-    # new_one_item_buyer: non-subscribers with one or two orders never bought a single unit
+    # new_one_item_buyer: a non-subscriber whose only (or only completed) order is one unit
     units = np.bincount(I.order, weights=I.qty, minlength=len(O.t))
-    fc = f[O.contact]
+    done = count_by(O.contact, n, O.status == COMPLETED)
+    fc, dc = f[O.contact], done[O.contact]
     single = (
-        (P.label[O.contact] != NEW1) & ~P.email_opt_in[O.contact] & (fc <= 2) & (units == 1)
+        (P.label[O.contact] != NEW1)
+        & ~P.email_opt_in[O.contact]
+        & ((fc == 1) | ((fc == 2) & (dc <= 1)))
+        & (units == 1)
     )
     line = np.flatnonzero(single[I.order])
     I.qty[line] = 2
@@ -89,21 +98,35 @@ def guard_events(
     off = O.channel == OFFLINE
     on = count_by(O.contact, n, O.channel == ONLINE)
     in_window = count_by(O.contact, n, off & (O.t > as_of - 370 * DAY) & (O.t <= as_of - 85 * DAY))
-    off_recent = count_by(O.contact, n, off & (O.t > as_of - 95 * DAY))
+    off_recent = count_by(O.contact, n, off & (O.t > as_of - 85 * DAY))
     open35 = count_by(E.contact, n, opens & (E.t > as_of - 35 * DAY))
-    hit = (P.label != OFFL) & P.email_opt_in & (on == 0) & (in_window >= 3) & (off_recent == 0) & (open35 > 0)
+    hit = (
+        (P.label != OFFL)
+        & P.email_opt_in
+        & (on == 0)
+        & (in_window >= 3)
+        & (off_recent == 0)
+        & (open35 > 0)
+    )
     last = last_in_group(O.contact)
     flip = np.flatnonzero(last & hit[O.contact])
     O.channel[flip] = ONLINE
     O.store[flip] = -1
     nudged["offline_regular_lapsed"] = len(flip)
 
-    # lapsing_home_garden: searches -> category views for H&G buyers with a recent lull
+    # lapsing_home_garden: searches -> category views for H&G buyers whose orders may be falling
     line_c = O.contact[I.order]
     hg_buyer = count_by(line_c, n, cat.category[I.sku] == CAT["Home & Garden"]) > 0
-    prev = count_by(O.contact, n, (O.t > as_of - 190 * DAY) & (O.t <= as_of - 80 * DAY))
+    before = count_by(O.contact, n, (O.t > as_of - 190 * DAY) & (O.t <= as_of - 80 * DAY))
+    lately = count_by(O.contact, n, O.t > as_of - 80 * DAY)
     searches = (E.type == T["search"]) & (E.t > as_of - 100 * DAY)
-    hit = (P.label != LAPS) & hg_buyer & (prev > 0) & (count_by(E.contact, n, searches) > 0)
+    browse = count_by(E.contact, n, (E.type == T["category_view"]) & (E.t > as_of - 80 * DAY))
+    hit = (
+        (P.label != LAPS)
+        & hg_buyer
+        & (lately < before)
+        & (count_by(E.contact, n, searches) > browse)
+    )
     conv = searches & hit[E.contact]
     E.type[conv] = T["category_view"]
     E.query[conv] = -1
@@ -119,8 +142,15 @@ def guard_events(
     apple_buy = count_by(line_c, n, cat.is_apple[I.sku]) > 0
     ios_app = count_by(E.contact, n, (E.type == T["app_session"]) & ios) > 0
     ios_push = count_by(E.contact, n, (E.type == T["web_push_subscribe"]) & ios) > 0
-    hit = (P.label != APPLE) & (n_open >= 3) & (n_ios >= 1) & ((iphone_views >= 4) | apple_buy | ios_app | ios_push)
-    email = ((E.type == T["email_open"]) | (E.type == T["email_click"])) & recent & ios & hit[E.contact]
+    hit = (
+        (P.label != APPLE)
+        & (n_open >= 3)
+        & (n_ios >= 1)
+        & ((iphone_views >= 4) | apple_buy | ios_app | ios_push)
+    )
+    email = (
+        ((E.type == T["email_open"]) | (E.type == T["email_click"])) & recent & ios & hit[E.contact]
+    )
     E.device[email] = D["macOS"]
     E.prop[email & opens] = ctx.prop_base["email_open"] + D["macOS"] * 2  # Apple Mail on a Mac
     nudged["apple_fan"] = int(hit.sum())

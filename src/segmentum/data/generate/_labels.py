@@ -22,7 +22,10 @@ class Label:
 
 LABELS: tuple[Label, ...] = (
     Label(
-        "apple_fan", 1, 0.03, "002",
+        "apple_fan",
+        1,
+        0.03,
+        "002",
         "Reads the newsletter on an iPhone and is into Apple: views iPhones, buys Apple, uses "
         "the iOS app or subscribed to web push on iOS. The audience for iPhone accessories.",
         'count(email_open, last 90 days) > 2 and count(email_open where device_os = "iOS", '
@@ -31,19 +34,28 @@ LABELS: tuple[Label, ...] = (
         'exists(web_push_subscribe where device_os = "iOS"))',
     ),
     Label(
-        "new_one_item_buyer", 2, 0.025, "003",
+        "new_one_item_buyer",
+        2,
+        0.025,
+        "003",
         "Just signed up and bought one single item (often a car lamp cleaner); did not "
         "subscribe to the newsletter. Start the relationship via the preference centre.",
         "count(orders) = 1 and sum(order_items.quantity) = 1 and not email_opt_in",
     ),
     Label(
-        "high_value_woman_big_city", 3, 0.02, "003",
+        "high_value_woman_big_city",
+        3,
+        0.02,
+        "003",
         "A woman in London, Paris or Berlin who regularly spends at least 400 EUR a year.",
         'gender = "F" and city in ("London", "Paris", "Berlin") and '
         "sum(orders.total, last 365 days) >= 400",
     ),
     Label(
-        "lapsing_home_garden", 4, 0.03, "003",
+        "lapsing_home_garden",
+        4,
+        0.03,
+        "003",
         "Casual, medium-value Home & Garden buyer whose purchase frequency is falling; uses "
         "the site search instead of browsing categories.",
         'rfm(levels=3).f = 2 and rfm(levels=3).m = 2 and purchased(category = "Home & Garden") '
@@ -51,7 +63,10 @@ LABELS: tuple[Label, ...] = (
         "count(category_view, last 90 days)",
     ),
     Label(
-        "offline_regular_lapsed", 5, 0.02, "003",
+        "offline_regular_lapsed",
+        5,
+        0.02,
+        "003",
         "Regular shop (offline) buyer who never bought online and suddenly stopped 3+ months "
         "ago, yet still opens the newsletter and browses the website: maybe moved away.",
         'count(orders where channel = "offline", between 365 and 90 days ago) >= 3 and '
@@ -60,14 +75,20 @@ LABELS: tuple[Label, ...] = (
         "and email_opt_in",
     ),
     Label(
-        "baby_food_churned", 6, 0.025, "000",
+        "baby_food_churned",
+        6,
+        0.025,
+        "000",
         "Loyal big spender (top frequency and monetary) whose last baskets were mostly baby "
         "food and who stopped buying 6-12 months ago: the child has outgrown baby food.",
         "rfm(levels=3).f = 3 and rfm(levels=3).m = 3 and days_since(last order) > 180 "
         "and clv.prob_alive < 0.3",
     ),
     Label(
-        "proposal_sent", 7, 0.015, "000",
+        "proposal_sent",
+        7,
+        0.015,
+        "000",
         "Has a deal whose current funnel stage is proposal_sent: received a commercial "
         "proposal, not closed yet. A retargeting audience.",
         'deal.stage = "proposal_sent"',

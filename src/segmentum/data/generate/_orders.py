@@ -14,7 +14,18 @@ import numpy as np
 from segmentum.data.generate._catalog import CAT, SLOT, SLOTS
 from segmentum.data.generate._context import DAY, YEAR, Context
 from segmentum.data.generate._people import (
-    APPLE, BABY, BG, HVW, LAPS, LOYAL, MONTH, NEW1, NONE, OCCASIONAL, OFFL, ONE_OFF, People,
+    APPLE,
+    BABY,
+    BG,
+    HVW,
+    LAPS,
+    LOYAL,
+    MONTH,
+    NEW1,
+    OCCASIONAL,
+    OFFL,
+    ONE_OFF,
+    People,
 )
 from segmentum.data.generate._util import NEVER, expand
 
@@ -24,8 +35,11 @@ ONLINE, OFFLINE = 0, 1
 CHANNEL_NAMES = ("online", "offline")
 
 # frequency / monetary design points for the planted personas (see _labels.py)
-LAPS_ORDERS = (4, 5)  # casual: the middle frequency tercile of buyers
-LAPS_MONETARY = (210_00, 330_00)  # cents: the middle monetary tercile
+# The base's frequency terciles split at about 1 and 8 orders among buyers (1 and 5 among all
+# contacts), monetary at about 70 and 430 EUR (25 and 250 among all contacts): the planted
+# casual / medium buyers sit inside both middle bands.
+LAPS_ORDERS = (3, 4)
+LAPS_MONETARY = (110_00, 200_00)  # cents
 HVW_RECENT_MIN = 520_00  # cents spent in the last 340 days
 _SLOT_CAT = np.array([-1] + [CAT[s] for s in SLOTS[1:]], dtype=np.int64)
 
@@ -61,9 +75,11 @@ class _Epochs:
     def add(self, contact, n, t0, t1, *, even=False, force_slot=-1, online=False) -> None:
         k = len(contact)
         self.contact.append(np.asarray(contact, dtype=np.int64))
-        self.n.append(np.asarray(n, dtype=np.int64))
-        self.t0.append(np.asarray(t0, dtype=np.int64))
-        self.t1.append(np.maximum(np.asarray(t1, dtype=np.int64), np.asarray(t0, dtype=np.int64)))
+        t0 = np.broadcast_to(np.asarray(t0, dtype=np.int64), (k,))
+        t1 = np.broadcast_to(np.asarray(t1, dtype=np.int64), (k,))
+        self.n.append(np.broadcast_to(np.asarray(n, dtype=np.int64), (k,)))
+        self.t0.append(t0)
+        self.t1.append(np.maximum(t1, t0))
         self.even.append(np.full(k, even))
         self.force_slot.append(np.broadcast_to(np.asarray(force_slot, dtype=np.int64), (k,)))
         self.online.append(np.full(k, online))
@@ -92,14 +108,18 @@ def draw_orders(ctx: Context, rng: np.random.Generator, P: People) -> tuple[Orde
 
     # new_one_item_buyer: one order within three days of signing up
     c = idx[lab == NEW1]
-    t = P.created[c] + (u(len(c)) * np.minimum(3 * DAY, as_of - P.created[c] - 3600)).astype(np.int64)
+    t = P.created[c] + (u(len(c)) * np.minimum(3 * DAY, as_of - P.created[c] - 3600)).astype(
+        np.int64
+    )
     ep.add(c, np.ones(len(c)), t, t)
 
     # high_value_woman_big_city: some older orders, a steady last year
     c = idx[lab == HVW]
     old_end = as_of - 370 * DAY
     ep.add(c, np.where(P.created[c] < old_end, rng.poisson(3, len(c)), 0), P.created[c], old_end)
-    ep.add(c, 6 + rng.poisson(4, len(c)), np.maximum(P.created[c], as_of - 340 * DAY), as_of - 5 * DAY)
+    ep.add(
+        c, 6 + rng.poisson(4, len(c)), np.maximum(P.created[c], as_of - 340 * DAY), as_of - 5 * DAY
+    )
 
     # lapsing_home_garden: casual H&G buyer, 1-2 orders 100-175 days ago, none since
     c = idx[lab == LAPS]
@@ -111,10 +131,14 @@ def draw_orders(ctx: Context, rng: np.random.Generator, P: People) -> tuple[Orde
     # offline_regular_lapsed / baby_food_churned: regular, evenly spaced, until `stop`
     c = idx[lab == OFFL]
     first = P.created[c] + rng.integers(0, 900, len(c))
-    n = np.maximum(8, np.round((P.stop[c] - first) / (DAY * rng.uniform(14, 40, len(c))))).astype(np.int64)
+    n = np.maximum(8, np.round((P.stop[c] - first) / (DAY * rng.uniform(14, 40, len(c))))).astype(
+        np.int64
+    )
     ep.add(c, n, first, P.stop[c], even=True)
     c = idx[lab == BABY]
-    first = np.maximum(P.created[c] + 3600, P.child_birth[c] + (DAY * rng.uniform(0, 20, len(c))).astype(np.int64))
+    first = np.maximum(
+        P.created[c] + 3600, P.child_birth[c] + (DAY * rng.uniform(0, 20, len(c))).astype(np.int64)
+    )
     ep.add(c, rng.integers(26, 41, len(c)), first, P.stop[c], even=True)
 
     # apple fans who bought Apple: one online Apple order
@@ -130,7 +154,9 @@ def draw_orders(ctx: Context, rng: np.random.Generator, P: People) -> tuple[Orde
     return orders, items
 
 
-def _place(ctx: Context, rng: np.random.Generator, P: People, ep: _Epochs) -> tuple[Orders, np.ndarray]:
+def _place(
+    ctx: Context, rng: np.random.Generator, P: People, ep: _Epochs
+) -> tuple[Orders, np.ndarray]:
     e_contact = np.concatenate(ep.contact)
     e_n = np.concatenate(ep.n)
     e_t0, e_t1 = np.concatenate(ep.t0), np.concatenate(ep.t1)
@@ -152,17 +178,30 @@ def _place(ctx: Context, rng: np.random.Generator, P: People, ep: _Epochs) -> tu
     channel = np.where(online, ONLINE, OFFLINE)
     n_stores = len(ctx.stores)
     store = np.where(
-        online, -1, np.where(rng.random(len(e)) < 0.85, P.home_store[contact], rng.integers(0, n_stores, len(e)))
+        online,
+        -1,
+        np.where(
+            rng.random(len(e)) < 0.85, P.home_store[contact], rng.integers(0, n_stores, len(e))
+        ),
     )
     su = rng.random(len(e))
-    status = np.where(su < 0.914, COMPLETED, np.where(su < 0.980, RETURNED, CANCELLED))
+    status = np.where(su < 0.90, COMPLETED, np.where(su < 0.979, RETURNED, CANCELLED))
     status = np.where(lab != BG, COMPLETED, status)
-    order = np.lexsort((t, contact))
-    o = Orders(contact[order], t[order], channel[order], store[order], status[order], np.zeros(len(e), np.int64))
+    order = np.argsort((contact << 40) | (t - ctx.tz_day0), kind="stable")
+    o = Orders(
+        contact[order],
+        t[order],
+        channel[order],
+        store[order],
+        status[order],
+        np.zeros(len(e), np.int64),
+    )
     return o, e_force[e][order]
 
 
-def _draw_items(ctx: Context, rng: np.random.Generator, P: People, O: Orders, force_slot: np.ndarray) -> Items:
+def _draw_items(
+    ctx: Context, rng: np.random.Generator, P: People, O: Orders, force_slot: np.ndarray
+) -> Items:
     cat = ctx.catalog
     n_orders = len(O.t)
     c_of = O.contact
@@ -210,10 +249,16 @@ def _pick_skus(ctx, rng, P: People, contact, t, slot) -> np.ndarray:
     sku = np.where(kids, by_age, by_cat)
     # lapsing H&G buyers keep to mid-priced garden staples
     band = np.flatnonzero(
-        (cat.category == CAT["Home & Garden"]) & (cat.price_cents >= 12_00) & (cat.price_cents <= 60_00)
+        (cat.category == CAT["Home & Garden"])
+        & (cat.price_cents >= 12_00)
+        & (cat.price_cents <= 60_00)
     )
     laps = (P.label[contact] == LAPS) & (slot == SLOT["Home & Garden"])
     sku = np.where(laps, cat.pick_uniform(band, u), sku)
+    # seed 003's new buyer: a single headlight lamp cleaner
+    lamp = cat.lamp_cleaners
+    new_car = (P.label[contact] == NEW1) & (slot == SLOT["Car care"]) & (u < 0.6)
+    sku = np.where(new_car, cat.pick_uniform(lamp, rng.random(m)), sku)
     return sku
 
 
@@ -241,12 +286,16 @@ def _fit_lapsing_monetary(ctx: Context, P: People, O: Orders, items: Items) -> N
         # instead use a discount on each line of the contact proportionally
         line_c = O.contact[items.order]
         sel = high[line_c]
-        factor = (hi - 5_00) / spend
+        factor = (hi - 5_00) / np.maximum(spend, 1.0)
         items.unit[sel] = np.floor(items.unit[sel] * factor[line_c[sel]]).astype(np.int64)
-        O.total = np.bincount(items.order, weights=items.qty * items.unit, minlength=len(O.t)).astype(np.int64)
+        O.total = np.bincount(
+            items.order, weights=items.qty * items.unit, minlength=len(O.t)
+        ).astype(np.int64)
 
 
-def _top_up_high_value(ctx: Context, rng: np.random.Generator, P: People, O: Orders, items: Items) -> tuple[Orders, Items]:
+def _top_up_high_value(
+    ctx: Context, rng: np.random.Generator, P: People, O: Orders, items: Items
+) -> tuple[Orders, Items]:
     """Give every planted big-city woman at least HVW_RECENT_MIN in the last 340 days."""
     as_of, cat = ctx.as_of, ctx.catalog
     recent = O.t >= as_of - 340 * DAY
@@ -255,7 +304,9 @@ def _top_up_high_value(ctx: Context, rng: np.random.Generator, P: People, O: Ord
     if len(c) == 0:
         return O, items
     pool = np.flatnonzero(
-        np.isin(cat.category, (CAT["Fashion"], CAT["Home & Garden"])) & (cat.price_cents >= 100_00) & cat.in_stock
+        np.isin(cat.category, (CAT["Fashion"], CAT["Home & Garden"]))
+        & (cat.price_cents >= 100_00)
+        & cat.in_stock
     )
     sku = cat.pick_uniform(pool, rng.random(len(c)))
     deficit = HVW_RECENT_MIN - spend[c]
@@ -263,12 +314,17 @@ def _top_up_high_value(ctx: Context, rng: np.random.Generator, P: People, O: Ord
     t = as_of - (DAY * rng.uniform(10, 300, len(c))).astype(np.int64)
     online = rng.random(len(c)) >= P.p_offline[c]
     new = Orders(
-        contact=c, t=t, channel=np.where(online, ONLINE, OFFLINE),
-        store=np.where(online, -1, P.home_store[c]), status=np.zeros(len(c), np.int64),
+        contact=c,
+        t=t,
+        channel=np.where(online, ONLINE, OFFLINE),
+        store=np.where(online, -1, P.home_store[c]),
+        status=np.zeros(len(c), np.int64),
         total=qty * cat.price_cents[sku],
     )
     n_old = len(O.t)
-    allo = Orders(*(np.concatenate([getattr(O, f), getattr(new, f)]) for f in Orders.__dataclass_fields__))
+    allo = Orders(
+        *(np.concatenate([getattr(O, f), getattr(new, f)]) for f in Orders.__dataclass_fields__)
+    )
     all_items = Items(
         np.concatenate([items.order, n_old + np.arange(len(c))]),
         np.concatenate([items.sku, sku]),
@@ -280,10 +336,12 @@ def _top_up_high_value(ctx: Context, rng: np.random.Generator, P: People, O: Ord
 
 def sort_orders(O: Orders, items: Items) -> tuple[Orders, Items]:
     """Sort orders by (contact, time) and renumber the items' order index (items by order)."""
-    perm = np.lexsort((O.t, O.contact))
+    if len(O.t) == 0:
+        return O, items
+    perm = np.argsort((O.contact << 40) | (O.t - O.t.min()), kind="stable")
     rank = np.empty_like(perm)
     rank[perm] = np.arange(len(perm))
     O2 = Orders(*(getattr(O, f)[perm] for f in Orders.__dataclass_fields__))
     new_order = rank[items.order]
-    ip = np.lexsort((items.sku, new_order))
+    ip = np.argsort(new_order * (int(items.sku.max()) + 1) + items.sku, kind="stable")
     return O2, Items(new_order[ip], items.sku[ip], items.qty[ip], items.unit[ip])

@@ -26,7 +26,9 @@ _CH = {name: i for i, name in enumerate(ref.CHANNEL_NAMES)}
 _IN = {name: i for i, name in enumerate(ref.INTERESTS)}
 
 
-def _table(rows: dict[int, dict[str, float]], names: dict[str, int], default: list[float]) -> np.ndarray:
+def _table(
+    rows: dict[int, dict[str, float]], names: dict[str, int], default: list[float]
+) -> np.ndarray:
     """Per-persona probability table (7 rows) over named outcomes."""
     out = np.tile(np.array(default, dtype=np.float64), (7, 1))
     for code, probs in rows.items():
@@ -71,16 +73,34 @@ def _slot_weights(d: dict[str, float]) -> np.ndarray:
 
 # What each interest buys and browses (kids lines are resolved by the child's age).
 _MIX = {
-    "kids": _slot_weights({"kids": 0.80, "Home & Garden": 0.08, "Fashion": 0.08, "Car care": 0.02,
-                           "Phone accessories": 0.02}),
-    "electronics": _slot_weights({"Phones": 0.08, "Phone accessories": 0.64, "Apple accessories": 0.02,
-                                  "Home & Garden": 0.1, "Fashion": 0.1, "Car care": 0.06}),
-    "home": _slot_weights({"Home & Garden": 0.80, "Fashion": 0.08, "Car care": 0.05,
-                           "Phone accessories": 0.07}),
-    "fashion": _slot_weights({"Fashion": 0.80, "Home & Garden": 0.10, "Phone accessories": 0.05,
-                              "Car care": 0.05}),
-    "car": _slot_weights({"Car care": 0.70, "Home & Garden": 0.15, "Phone accessories": 0.10,
-                          "Fashion": 0.05}),
+    "kids": _slot_weights(
+        {
+            "kids": 0.80,
+            "Home & Garden": 0.08,
+            "Fashion": 0.08,
+            "Car care": 0.02,
+            "Phone accessories": 0.02,
+        }
+    ),
+    "electronics": _slot_weights(
+        {
+            "Phones": 0.03,
+            "Phone accessories": 0.64,
+            "Apple accessories": 0.02,
+            "Home & Garden": 0.1,
+            "Fashion": 0.1,
+            "Car care": 0.06,
+        }
+    ),
+    "home": _slot_weights(
+        {"Home & Garden": 0.80, "Fashion": 0.08, "Car care": 0.05, "Phone accessories": 0.07}
+    ),
+    "fashion": _slot_weights(
+        {"Fashion": 0.80, "Home & Garden": 0.10, "Phone accessories": 0.05, "Car care": 0.05}
+    ),
+    "car": _slot_weights(
+        {"Car care": 0.70, "Home & Garden": 0.15, "Phone accessories": 0.10, "Fashion": 0.05}
+    ),
 }
 _MIX_BY_INTEREST = np.stack([_MIX[i] for i in ref.INTERESTS])
 
@@ -195,7 +215,9 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
 
     # children: background families have a child of any age up to 12 (or on the way)
     child_birth = np.full(n, NEVER, dtype=np.int64)
-    child_birth[has_child] = as_of - (rng.uniform(-0.4, 12.0, int(has_child.sum())) * YEAR).astype(np.int64)
+    child_birth[has_child] = as_of - (rng.uniform(-0.4, 12.0, int(has_child.sum())) * YEAR).astype(
+        np.int64
+    )
     clamp_age = np.full(n, 1000, dtype=np.int64)
     stop = np.full(n, NEVER, dtype=np.int64)
     # baby_food_churned: stopped 195-345 days ago at a child age of 12-15 months
@@ -203,7 +225,9 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     nb = int(mb.sum())
     stop[mb] = as_of - (DAY * rng.uniform(195, 345, nb)).astype(np.int64)
     child_birth[mb] = stop[mb] - (MONTH * rng.uniform(12.0, 15.0, nb)).astype(np.int64)
-    created[mb] = np.maximum(start, child_birth[mb] - (DAY * rng.uniform(0, 90, nb)).astype(np.int64))
+    created[mb] = np.maximum(
+        start, child_birth[mb] - (DAY * rng.uniform(0, 90, nb)).astype(np.int64)
+    )
     clamp_age[mb] = 11
     has_child[mb] = True
     # offline_regular_lapsed: last shop visit 100-160 days ago
@@ -229,14 +253,18 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
             np.where(cu < 0.28, ONE_OFF, np.where(cu < 0.80, OCCASIONAL, LOYAL)),
         ),
     )
-    lam = np.where(cls == LOYAL, rng.gamma(4.0, 6.5, n), rng.gamma(2.0, 3.0, n))
+    lam = np.where(cls == LOYAL, rng.gamma(4.0, 7.5, n), rng.gamma(2.0, 3.0, n))
     lam = np.where(cls <= ONE_OFF, 0.0, lam)
     offline_ch = channel == _CH["offline_store"]
-    first_order = created + np.where(offline_ch, rng.integers(0, 900, n), rng.exponential(7 * DAY, n).astype(np.int64))
+    first_order = created + np.where(
+        offline_ch, rng.integers(0, 900, n), rng.exponential(7 * DAY, n).astype(np.int64)
+    )
     cls = np.where((cls != NONE) & (first_order > as_of - 3600), NONE, cls)
     life = rng.exponential(1.0, n) * life_mean * DAY
     churn = np.where(
-        cls == ONE_OFF, first_order, np.where(cls == OCCASIONAL, first_order + life.astype(np.int64), NEVER)
+        cls == ONE_OFF,
+        first_order,
+        np.where(cls == OCCASIONAL, first_order + life.astype(np.int64), NEVER),
     )
     churn = np.where(cls == NONE, created, churn)
     persona_orders = is_[NEW1] | is_[HVW] | is_[LAPS] | is_[OFFL] | is_[BABY]
@@ -254,7 +282,7 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     p_offline = np.where(offline_ch, rng.beta(8.0, 1.2, n), rng.beta(1.0, 6.0, n))
     p_offline[is_[OFFL]] = 1.0
     p_offline[ma] = np.minimum(p_offline[ma], 0.2)
-    basket = np.full(n, 1.9)
+    basket = np.full(n, 1.6)
     basket[is_[HVW]] = 2.4
     basket[is_[BABY]] = 3.2
     basket[is_[OFFL]] = 2.6
@@ -278,13 +306,19 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     p_open[ma] = rng.uniform(0.55, 0.9, int(ma.sum()))
     p_open[is_[OFFL]] = rng.uniform(0.35, 0.7, int(is_[OFFL].sum()))
     engage_end = np.where(churn == NEVER, NEVER, churn + 60 * DAY)
-    engage_end = np.where(cls == NONE, created + (rng.exponential(120, n) * DAY).astype(np.int64), engage_end)
+    engage_end = np.where(
+        cls == NONE, created + (rng.exponential(120, n) * DAY).astype(np.int64), engage_end
+    )
     engage_end[is_[OFFL] | ma | is_[NEW1]] = NEVER
     hu = u(n)
     open_hour = np.where(
         hu < 0.40,
         rng.integers(7, 10, n),
-        np.where(hu < 0.60, rng.integers(12, 14, n), np.where(hu < 0.95, rng.integers(19, 23, n), rng.integers(0, 24, n))),
+        np.where(
+            hu < 0.60,
+            rng.integers(12, 14, n),
+            np.where(hu < 0.95, rng.integers(19, 23, n), rng.integers(0, 24, n)),
+        ),
     )
     hour_sec = open_hour * 3600 + rng.integers(0, 3600, n)
 
@@ -313,12 +347,20 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
 
     # -- web activity ------------------------------------------------------------------------------
     web_end = np.where(
-        churn == NEVER, as_of, np.minimum(as_of, churn + (rng.exponential(90, n) * DAY).astype(np.int64))
+        churn == NEVER,
+        as_of,
+        np.minimum(as_of, churn + (rng.exponential(90, n) * DAY).astype(np.int64)),
     )
-    web_end = np.where(cls == NONE, np.minimum(as_of, created + (rng.exponential(90, n) * DAY).astype(np.int64)), web_end)
+    web_end = np.where(
+        cls == NONE,
+        np.minimum(as_of, created + (rng.exponential(90, n) * DAY).astype(np.int64)),
+        web_end,
+    )
     web_end[is_[OFFL]] = as_of
     web_end[mb] = stop[mb] + (DAY * rng.uniform(0, 60, nb)).astype(np.int64)
-    web_rate = rng.gamma(1.5, 3.0, n) * np.where(cls == LOYAL, 1.5, 1.0) * np.where(offline_ch, 0.5, 1.0)
+    web_rate = (
+        rng.gamma(1.5, 3.0, n) * np.where(cls == LOYAL, 1.5, 1.0) * np.where(offline_ch, 0.5, 1.0)
+    )
     web_rate[ma] = np.maximum(web_rate[ma], 6.0)
     web_rate[is_[OFFL]] = rng.uniform(4, 10, int(is_[OFFL].sum()))
 
@@ -327,32 +369,83 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     mix[:, SLOT["kids"]] += np.where(has_child & (interest != _IN["kids"]), 0.15, 0.0)
     ios_e = phone_ios & (interest == _IN["electronics"])
     mix[ios_e, SLOT["Apple accessories"]] = 0.45
-    mix[ios_e, SLOT["iPhones"]] = 0.05
+    mix[ios_e, SLOT["iPhones"]] = 0.02
     mix[ios_e, SLOT["Phone accessories"]] = 0.20
     mix[ios_e, SLOT["Phones"]] = 0.0
-    mix[ma] = _slot_weights({"Apple accessories": 0.45, "iPhones": 0.08, "Phone accessories": 0.17,
-                              "Home & Garden": 0.1, "Fashion": 0.12, "Car care": 0.08})
+    mix[ma] = _slot_weights(
+        {
+            "Apple accessories": 0.45,
+            "iPhones": 0.08,
+            "Phone accessories": 0.17,
+            "Home & Garden": 0.1,
+            "Fashion": 0.12,
+            "Car care": 0.08,
+        }
+    )
     mix[is_[LAPS]] = _slot_weights({"Home & Garden": 0.85, "Fashion": 0.08, "Car care": 0.07})
     mix[mb] = _slot_weights({"kids": 0.86, "Home & Garden": 0.07, "Fashion": 0.07})
-    mix[is_[HVW]] = _slot_weights({"Fashion": 0.72, "Home & Garden": 0.25, "Phone accessories": 0.03})
+    mix[is_[HVW]] = _slot_weights(
+        {"Fashion": 0.72, "Home & Garden": 0.25, "Phone accessories": 0.03}
+    )
     mix = mix * rng.gamma(6.0, 1.0 / 6.0, mix.shape) + 1e-9
     mix_cum = cum_rows(mix)
 
     shop = np.where(
         ctx.city_shop_count[city] > 0,
-        ctx.city_shop_start[city] + (u(n) * np.maximum(ctx.city_shop_count[city], 1)).astype(np.int64),
-        ctx.city_shop_start[ctx.shop_cities[np.searchsorted(ctx.city_country[ctx.shop_cities], country)]],
+        ctx.city_shop_start[city]
+        + (u(n) * np.maximum(ctx.city_shop_count[city], 1)).astype(np.int64),
+        ctx.city_shop_start[
+            ctx.shop_cities[np.searchsorted(ctx.city_country[ctx.shop_cities], country)]
+        ],
     )
 
     return People(
-        n=n, g0=g0, label=label, proposal=proposal, city=city, country=country, tz=tz,
-        gender=gender, name_g=name_g, age_years=age_years, birth_days=birth_days, created=created,
-        channel=channel, interest=interest, has_child=has_child, child_birth=child_birth,
-        clamp_age=clamp_age, cls=cls, lam=lam, first_order=first_order, churn=churn,
-        p_offline=p_offline, basket=basket, opted=opted, sub_start=sub_start, sub_end=sub_end,
-        email_opt_in=email_opt_in, p_open=p_open, engage_end=engage_end, open_hour=open_hour,
-        hour_sec=hour_sec, phone_ios=phone_ios, desktop_mac=desktop_mac, email_phone=email_phone,
-        app_user=app_user, push_web=push_web, has_phone=has_phone, sms_opt_in=sms_opt_in,
-        push_opt_in=push_opt_in, web_end=web_end, web_rate=web_rate, mix_cum=mix_cum,
-        home_store=shop, stop=stop, c_views=c_views, c_buy=c_buy, c_app=c_app, c_push=c_push,
+        n=n,
+        g0=g0,
+        label=label,
+        proposal=proposal,
+        city=city,
+        country=country,
+        tz=tz,
+        gender=gender,
+        name_g=name_g,
+        age_years=age_years,
+        birth_days=birth_days,
+        created=created,
+        channel=channel,
+        interest=interest,
+        has_child=has_child,
+        child_birth=child_birth,
+        clamp_age=clamp_age,
+        cls=cls,
+        lam=lam,
+        first_order=first_order,
+        churn=churn,
+        p_offline=p_offline,
+        basket=basket,
+        opted=opted,
+        sub_start=sub_start,
+        sub_end=sub_end,
+        email_opt_in=email_opt_in,
+        p_open=p_open,
+        engage_end=engage_end,
+        open_hour=open_hour,
+        hour_sec=hour_sec,
+        phone_ios=phone_ios,
+        desktop_mac=desktop_mac,
+        email_phone=email_phone,
+        app_user=app_user,
+        push_web=push_web,
+        has_phone=has_phone,
+        sms_opt_in=sms_opt_in,
+        push_opt_in=push_opt_in,
+        web_end=web_end,
+        web_rate=web_rate,
+        mix_cum=mix_cum,
+        home_store=shop,
+        stop=stop,
+        c_views=c_views,
+        c_buy=c_buy,
+        c_app=c_app,
+        c_push=c_push,
     )

@@ -55,7 +55,14 @@ PHONE_FORMATS: dict[str, tuple[str, int]] = {
 IOS_SHARE = {"GB": 0.50, "FR": 0.36, "DE": 0.36, "PL": 0.25, "RU": 0.30, "ES": 0.28}
 
 EMAIL_DOMAINS: dict[str, tuple[str, ...]] = {
-    "GB": ("gmail.com", "outlook.com", "yahoo.co.uk", "btinternet.com", "icloud.com", "hotmail.co.uk"),
+    "GB": (
+        "gmail.com",
+        "outlook.com",
+        "yahoo.co.uk",
+        "btinternet.com",
+        "icloud.com",
+        "hotmail.co.uk",
+    ),
     "FR": ("gmail.com", "orange.fr", "free.fr", "laposte.net", "hotmail.fr", "icloud.com"),
     "DE": ("gmail.com", "gmx.de", "web.de", "t-online.de", "outlook.de", "icloud.com"),
     "PL": ("gmail.com", "wp.pl", "onet.pl", "o2.pl", "interia.pl", "icloud.com"),
@@ -71,8 +78,8 @@ _F = {
     "Marie Élodie Céline Nathalie Margaux",
     "DE": "Emma Mia Hannah Sofia Lea Lena Anna Marie Lina Laura Julia Katharina Sabine Petra Jana "
     "Greta Clara Charlotte Johanna Ursula",
-    "PL": "Zofia Julia Zuzanna Hanna Maja Lena Alicja Maria Oliwia Amelia Anna Katarzyna Małgorzata "
-    "Agnieszka Magdalena Joanna Ewa Monika Natalia Aleksandra",
+    "PL": "Zofia Julia Zuzanna Hanna Maja Lena Alicja Maria Oliwia Amelia Anna Katarzyna "
+    "Małgorzata Agnieszka Magdalena Joanna Ewa Monika Natalia Aleksandra",
     "RU": "Анна Мария Елена Ольга Наталья Екатерина Татьяна Ирина Светлана Юлия Анастасия Дарья "
     "Ксения Полина Виктория Алина Марина Софья Алёна Вера",
     "ES": "Lucía Sofía Martina María Paula Julia Daniela Valeria Alba Emma Carmen Laura Ana Isabel "
@@ -99,7 +106,8 @@ _LAST = {
     "FR": "Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Laurent "
     "Lefèvre Michel Garcia David Bertrand Roux Vincent Fournier Morel Girard André Mercier Dupont",
     "DE": "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Schäfer Koch "
-    "Bauer Richter Klein Wolf Schröder Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann Lange",
+    "Bauer Richter Klein Wolf Schröder Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann "
+    "Lange",
     "PL": "Nowak/Nowak Kowalski/Kowalska Wiśniewski/Wiśniewska Wójcik/Wójcik Kowalczyk/Kowalczyk "
     "Kamiński/Kamińska Lewandowski/Lewandowska Zieliński/Zielińska Szymański/Szymańska "
     "Woźniak/Woźniak Dąbrowski/Dąbrowska Kozłowski/Kozłowska Jankowski/Jankowska Mazur/Mazur "
@@ -114,12 +122,42 @@ _LAST = {
     "Vázquez Ramos",
 }
 
-_CYR = dict(
-    zip(
-        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
-        "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya".split(),
-    )
+_LATIN = (
+    "a",
+    "b",
+    "v",
+    "g",
+    "d",
+    "e",
+    "e",
+    "zh",
+    "z",
+    "i",
+    "y",
+    "k",
+    "l",
+    "m",
+    "n",
+    "o",
+    "p",
+    "r",
+    "s",
+    "t",
+    "u",
+    "f",
+    "kh",
+    "ts",
+    "ch",
+    "sh",
+    "shch",
+    "-",
+    "y",
+    "-",
+    "e",
+    "yu",
+    "ya",
 )
+_CYR = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя", _LATIN, strict=True))
 _SPECIAL = {"ł": "l", "Ł": "L", "ß": "ss", "ø": "o", "æ": "ae", "'": "", "-": ""}
 
 

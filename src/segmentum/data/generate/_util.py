@@ -46,7 +46,9 @@ def count_by(owner: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.nd
     return np.bincount(owner, minlength=n).astype(np.int64)
 
 
-def sum_by(owner: np.ndarray, values: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndarray:
+def sum_by(
+    owner: np.ndarray, values: np.ndarray, n: int, mask: np.ndarray | None = None
+) -> np.ndarray:
     if mask is not None:
         owner, values = owner[mask], values[mask]
     return np.bincount(owner, weights=values, minlength=n)
