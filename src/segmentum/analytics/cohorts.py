@@ -1,0 +1,524 @@
+"""Cohort analysis: a matrix of cohort x periods since start, for one metric.
+
+    >>> res = cohort_matrix(ws, by="first_order", period="month", metric="retention",
+    ...                     as_of=datetime(2024, 7, 1, tzinfo=UTC))
+    >>> res.matrix          # cohorts as rows, period_index 0, 1, 2, ... as columns
+    >>> res.tidy            # one row per (cohort, period_index) with the numerators
+    >>> res.sizes           # contacts per cohort
+
+**Who is in a cohort, and when is their period 0**
+
+* ``by="first_order"`` - the cohort is the period of the contact's first completed order;
+  contacts without a completed order before ``as_of`` are in no cohort.
+* ``by="signup"`` - the cohort is the period of ``contacts.created_at``; contacts who never
+  ordered are members (they count in the denominators, never as active).
+* ``by=ATTRIBUTE`` (``acquisition_channel`` or any other contacts column) - the cohort is the
+  attribute's value (null becomes ``"(missing)"``), and period 0 is *each contact's own*
+  start period: their first completed order (``start="first_order"``, the default; contacts
+  without one are left out) or their sign-up (``start="signup"``).
+
+Only contacts that exist as of ``as_of`` (``created_at < as_of``) are members, and only data
+dated before ``as_of`` counts. Period k of a contact is the k-th calendar period (ISO week
+starting Monday, calendar month, calendar quarter; UTC) after their start period. Activity
+dated before a contact's start period (e.g. an order before sign-up) is ignored.
+
+**Purchases.** Only ``completed`` orders are purchases (a null status counts as completed, the
+canonical default). ``returned`` and ``cancelled`` orders are ignored entirely: they neither
+make a contact active nor add revenue, and they do not start a first-order cohort. Revenue is
+``orders.total``.
+
+**Metrics** (numerators are always in :attr:`CohortResult.tidy`):
+
+* ``retention`` - share of the counted members with >= 1 completed order in period k;
+* ``orders`` / ``revenue`` - completed orders / revenue in period k, as totals, or per counted
+  member with ``per_member=True`` (use that to compare cohorts of different sizes);
+* ``avg_check`` - revenue / orders in period k (empty when there were no orders);
+* ``ltv`` - cumulative revenue in periods 0..k per counted member;
+* ``open_rate`` - ``email_open`` events / ``email_send`` events of the members in period k
+  (raw event counts, so repeated opens count; empty when nothing was sent).
+
+**Incomplete periods.** The period containing ``as_of`` has not ended. By default a contact's
+period k is counted only once it has ended (``start + k < period(as_of)``), so the current
+period is left out; ``include_incomplete=True`` counts it too, with the data up to ``as_of``.
+``complete = False`` marks the cells that count a period still in progress (only possible
+with ``include_incomplete``). ``eligible`` in the tidy table is the number of members counted
+in a cell, and rates are always taken over it: it is below ``cohort_size`` for attribute
+cohorts whose members started at different times (late starters have not reached period k
+yet), so late periods of such a cohort describe its early starters only.
+
+Everything heavy runs in the warehouse (Ibis); only aggregates per (cohort, start period,
+period index) come out, so the result is small whatever the number of contacts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from segmentum.errors import UsageError, did_you_mean
+
+__all__ = [
+    "PERIODS",
+    "METRICS",
+    "MISSING_LABEL",
+    "CohortResult",
+    "cohort_matrix",
+    "cohort_heatmap_spec",
+    "save_heatmap",
+    "period_ordinal",
+    "period_label",
+]
+
+PERIODS = ("week", "month", "quarter")
+METRICS = ("retention", "orders", "revenue", "avg_check", "ltv", "open_rate")
+TIME_COHORTS = ("first_order", "signup")
+STARTS = ("first_order", "signup")
+MISSING_LABEL = "(missing)"
+_NOT_ATTRIBUTES = {"contact_id", "_source", "_line", "_loaded_at"}
+_EPOCH = _dt.date(1970, 1, 1)
+
+METRIC_LABELS = {
+    "retention": "Retention (share of cohort buying)",
+    "orders": "Orders",
+    "revenue": "Revenue",
+    "avg_check": "Average check",
+    "ltv": "Cumulative revenue per member (LTV)",
+    "open_rate": "E-mail open rate",
+}
+
+
+# -- periods ---------------------------------------------------------------------------------
+def period_ordinal(ts, period: str):
+    """A period as an integer that counts periods (consecutive periods differ by 1).
+
+    Works on an Ibis timestamp expression (evaluated in the warehouse) and on a Python
+    datetime (UTC). Weeks are ISO weeks starting on Monday; 1970-01-01 was a Thursday.
+    """
+    if isinstance(ts, _dt.datetime):
+        ts = ts.astimezone(_dt.UTC)
+        if period == "month":
+            return ts.year * 12 + ts.month - 1
+        if period == "quarter":
+            return ts.year * 4 + (ts.month - 1) // 3
+        return ((ts.date() - _EPOCH).days + 3) // 7
+    if period == "month":
+        return ts.year() * 12 + ts.month() - 1
+    if period == "quarter":
+        return ts.year() * 4 + ts.quarter() - 1
+    return (ts.epoch_seconds() // 86400 + 3) // 7
+
+
+def period_label(ordinal: int, period: str) -> str:
+    """'2024-03' (month), '2024Q1' (quarter) or the Monday '2024-03-04' (week)."""
+    ordinal = int(ordinal)
+    if period == "month":
+        return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
+    if period == "quarter":
+        return f"{ordinal // 4:04d}Q{ordinal % 4 + 1}"
+    return (_EPOCH + _dt.timedelta(days=ordinal * 7 - 3)).isoformat()
+
+
+# -- result ----------------------------------------------------------------------------------
+@dataclass
+class CohortResult:
+    """A cohort matrix and everything needed to check it.
+
+    ``tidy`` has one row per (cohort, period_index): ``value`` (the metric), ``cohort_size``,
+    ``eligible`` (members counted in this cell), the numerators ``active``, ``orders``,
+    ``revenue``, ``cumulative_revenue`` (and ``sends``, ``opens`` for ``open_rate``) and
+    ``complete`` (False when the cell counts the period still in progress). ``matrix`` pivots ``value`` to cohorts x period_index; ``sizes`` is the
+    number of members per cohort (every cohort, even one with no counted period yet).
+    """
+
+    by: str
+    period: str
+    metric: str
+    start: str
+    as_of: _dt.datetime
+    per_member: bool
+    include_incomplete: bool
+    tidy: pd.DataFrame
+    matrix: pd.DataFrame
+    sizes: pd.Series
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cohorts(self) -> list[str]:
+        return list(self.sizes.index)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary: settings, sizes, the tidy rows."""
+        return {
+            "by": self.by,
+            "period": self.period,
+            "metric": self.metric,
+            "start": self.start,
+            "as_of": self.as_of,
+            "per_member": self.per_member,
+            "include_incomplete": self.include_incomplete,
+            "sizes": {str(k): int(v) for k, v in self.sizes.items()},
+            "rows": self.tidy,
+            "notes": self.notes,
+        }
+
+
+# -- validation ------------------------------------------------------------------------------
+def _check_choice(name: str, value: str, choices) -> str:
+    if value not in choices:
+        raise UsageError(
+            f"Unknown {name} {value!r}.{did_you_mean(value, choices)} "
+            f"Choose one of: {', '.join(choices)}."
+        )
+    return value
+
+
+def _as_utc(as_of: _dt.datetime | None) -> _dt.datetime:
+    if as_of is None:
+        return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+    if isinstance(as_of, pd.Timestamp):
+        as_of = as_of.to_pydatetime()
+    if isinstance(as_of, _dt.date) and not isinstance(as_of, _dt.datetime):
+        as_of = _dt.datetime(as_of.year, as_of.month, as_of.day)
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=_dt.UTC)
+    return as_of.astimezone(_dt.UTC)
+
+
+def _completed(orders: ir.Table) -> ir.BooleanValue:
+    return orders.status.fill_null("completed") == "completed"
+
+
+# -- the computation -------------------------------------------------------------------------
+def cohort_matrix(
+    ws,
+    by: str = "first_order",
+    period: str = "month",
+    metric: str = "retention",
+    as_of: _dt.datetime | None = None,
+    *,
+    start: str = "first_order",
+    per_member: bool = False,
+    include_incomplete: bool = False,
+) -> CohortResult:
+    """Compute a cohort matrix (see the module docstring for every definition).
+
+    ``by``: ``first_order``, ``signup`` or a contacts column; ``period``: week, month or
+    quarter; ``metric``: retention, orders, revenue, avg_check, ltv, open_rate; ``start``
+    (attribute cohorts only): ``first_order`` or ``signup``; ``as_of``: UTC, default now.
+    """
+    _check_choice("period", period, PERIODS)
+    _check_choice("metric", metric, METRICS)
+    _check_choice("start", start, STARTS)
+    as_of = _as_utc(as_of)
+    contacts = ws.table("contacts")
+    if by not in TIME_COHORTS:
+        attributes = [c for c in contacts.columns if c not in _NOT_ATTRIBUTES]
+        if by not in attributes:
+            choices = [*TIME_COHORTS, *attributes]
+            raise UsageError(
+                f"Cannot build cohorts by {by!r}: it is neither first_order, signup nor a "
+                f"contacts column.{did_you_mean(by, choices)} "
+                f"Contacts columns: {', '.join(attributes)}."
+            )
+    else:
+        start = by  # a time cohort starts where it is defined
+
+    lit = ibis.literal(as_of)
+    cur = period_ordinal(as_of, period)
+    limit = cur if include_incomplete else cur - 1
+
+    orders = ws.table("orders")
+    orders = orders.filter(_completed(orders), orders.ordered_at < lit)
+    people = contacts.filter(contacts.created_at < lit)
+
+    # members: contact_id, cohort, s (start ordinal)
+    if start == "first_order":
+        firsts = orders.group_by("contact_id").agg(first_at=orders.ordered_at.min())
+        base = people.join(firsts, "contact_id")
+        s_expr = period_ordinal(base.first_at, period)
+    else:
+        base = people
+        s_expr = period_ordinal(base.created_at, period)
+    if by in TIME_COHORTS:
+        cohort_expr = s_expr.cast("string")
+    else:
+        cohort_expr = base[by].cast("string").fill_null(MISSING_LABEL)
+    members = base.select("contact_id", cohort=cohort_expr, s=s_expr)
+
+    sizes_raw = members.group_by(["cohort", "s"]).agg(n=ibis._.count()).to_pandas()
+
+    o = orders.select("contact_id", "ordered_at", "total").join(members, "contact_id")
+    o = o.mutate(k=period_ordinal(o.ordered_at, period) - o.s)
+    o = o.filter(o.k >= 0, o.k <= limit - o.s)
+    act = (
+        o.group_by(["cohort", "s", "k"])
+        .agg(
+            active=o.contact_id.nunique(),
+            orders=o.count(),
+            revenue=o.total.sum(),
+        )
+        .to_pandas()
+    )
+    ev = None
+    if metric == "open_rate":
+        events = ws.table("events")
+        e = events.filter(
+            events.type.isin(["email_send", "email_open"]), events.occurred_at < lit
+        ).select("contact_id", "type", "occurred_at")
+        e = e.join(members, "contact_id")
+        e = e.mutate(k=period_ordinal(e.occurred_at, period) - e.s)
+        e = e.filter(e.k >= 0, e.k <= limit - e.s)
+        ev = (
+            e.group_by(["cohort", "s", "k"])
+            .agg(
+                sends=(e.type == "email_send").sum(),
+                opens=(e.type == "email_open").sum(),
+            )
+            .to_pandas()
+        )
+    tidy, sizes = _assemble(
+        sizes_raw, act, ev, cur=cur, limit=limit, metric=metric, per_member=per_member,
+        time_cohorts=by in TIME_COHORTS, period=period,
+    )
+    matrix = tidy.pivot(index="cohort", columns="period_index", values="value")
+    matrix = matrix.reindex(index=list(sizes.index))
+    matrix.columns.name = "period_index"
+    matrix.index.name = "cohort"
+    notes = []
+    if not include_incomplete:
+        notes.append(
+            f"The current {period} (containing {as_of.date().isoformat()}) is not counted: "
+            "it has not ended."
+        )
+    if (~tidy["complete"]).any():
+        notes.append(
+            f"Rows with complete = False include the current {period}, which has not ended."
+        )
+    if (tidy["eligible"] < tidy["cohort_size"]).any():
+        notes.append(
+            "Where eligible < cohort_size, only the members who have completed period k "
+            "are counted (they started at different times)."
+        )
+    return CohortResult(
+        by=by,
+        period=period,
+        metric=metric,
+        start=start,
+        as_of=as_of,
+        per_member=per_member,
+        include_incomplete=include_incomplete,
+        tidy=tidy,
+        matrix=matrix,
+        sizes=sizes,
+        notes=notes,
+    )
+
+
+def _to_float(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: float(v) if isinstance(v, Decimal) else v).astype("float64")
+
+
+def _assemble(sizes_raw, act, ev, *, cur, limit, metric, per_member, time_cohorts, period):
+    """Grid of (cohort, start, k) -> numerators -> one row per (cohort, k). Small data only."""
+    sizes_raw = sizes_raw.astype({"s": "int64", "n": "int64"})
+    sizes_raw["cohort"] = sizes_raw["cohort"].astype(object)
+    if time_cohorts:
+        order = sorted(sizes_raw["cohort"].unique(), key=int)
+    else:
+        totals = sizes_raw.groupby("cohort")["n"].sum()
+        order = sorted(totals.index, key=lambda c: (-int(totals[c]), str(c)))
+    # the grid: every counted period of every (cohort, start) pair
+    rows = [
+        (c, s, k, n)
+        for c, s, n in sizes_raw[["cohort", "s", "n"]].itertuples(index=False)
+        for k in range(0, limit - s + 1)
+    ]
+    grid = pd.DataFrame(rows, columns=["cohort", "s", "k", "n"]).astype(
+        {"s": "int64", "k": "int64", "n": "int64"}
+    )
+    grid["cohort"] = grid["cohort"].astype(object)
+    act = act.copy()
+    act["cohort"] = act["cohort"].astype(object)
+    act = act.astype({"s": "int64", "k": "int64", "active": "int64", "orders": "int64"})
+    act["revenue"] = _to_float(act["revenue"])
+    grid = grid.merge(act, on=["cohort", "s", "k"], how="left")
+    if ev is not None:
+        ev = ev.copy()
+        ev["cohort"] = ev["cohort"].astype(object)
+        ev = ev.astype({"s": "int64", "k": "int64", "sends": "int64", "opens": "int64"})
+        grid = grid.merge(ev, on=["cohort", "s", "k"], how="left")
+    num_cols = ["active", "orders", "revenue"] + (["sends", "opens"] if ev is not None else [])
+    grid[num_cols] = grid[num_cols].fillna(0)
+    grid = grid.sort_values(["cohort", "s", "k"], kind="stable")
+    grid["cumulative_revenue"] = grid.groupby(["cohort", "s"])["revenue"].cumsum()
+    grid["open_n"] = np.where(grid["s"] + grid["k"] >= cur, grid["n"], 0)
+
+    agg_cols = {"eligible": ("n", "sum"), "open": ("open_n", "sum")}
+    for c in [*num_cols, "cumulative_revenue"]:
+        agg_cols[c] = (c, "sum")
+    tidy = grid.groupby(["cohort", "k"], sort=False).agg(**agg_cols).reset_index()
+    size_map = sizes_raw.groupby("cohort")["n"].sum()
+    tidy["cohort_size"] = tidy["cohort"].map(size_map).astype("int64")
+    tidy["complete"] = tidy["open"] == 0
+    tidy = tidy.rename(columns={"k": "period_index"}).drop(columns=["open"])
+    for c in ("active", "orders") + (("sends", "opens") if ev is not None else ()):
+        tidy[c] = tidy[c].astype("int64")
+
+    def ratio(a, b):
+        a = tidy[a].astype("float64") if isinstance(a, str) else a
+        b = tidy[b].astype("float64") if isinstance(b, str) else b
+        return (a / b.where(b > 0)).astype("float64")
+
+    if metric == "retention":
+        value = ratio("active", "eligible")
+    elif metric in ("orders", "revenue"):
+        value = ratio(metric, "eligible") if per_member else tidy[metric].astype("float64")
+    elif metric == "avg_check":
+        value = ratio("revenue", "orders")
+    elif metric == "ltv":
+        value = ratio("cumulative_revenue", "eligible")
+    else:
+        value = ratio("opens", "sends")
+    tidy["value"] = value
+
+    rank = {c: i for i, c in enumerate(order)}
+    tidy["_rank"] = tidy["cohort"].map(rank)
+    tidy = tidy.sort_values(["_rank", "period_index"], kind="stable").drop(columns="_rank")
+    if time_cohorts:
+        labels = {c: period_label(int(c), period) for c in order}
+        tidy["cohort"] = tidy["cohort"].map(labels)
+        order = [labels[c] for c in order]
+        size_map = size_map.rename(index=labels)
+    cols = ["cohort", "period_index", "value", "cohort_size", "eligible", "active", "orders",
+            "revenue", "cumulative_revenue"]
+    if ev is not None:
+        cols += ["sends", "opens"]
+    tidy = tidy[[*cols, "complete"]].reset_index(drop=True)
+    tidy["cohort"] = tidy["cohort"].astype(str)
+    sizes = pd.Series(
+        [int(size_map[c]) for c in order], index=pd.Index([str(c) for c in order], name="cohort"),
+        name="cohort_size", dtype="int64",
+    )
+    return tidy, sizes
+
+
+# -- charts ----------------------------------------------------------------------------------
+def cohort_heatmap_spec(result: CohortResult, *, title: str | None = None) -> dict:
+    """A Vega-Lite v5 heatmap of the matrix (cohort rows x period columns), data inline.
+
+    Render it with any Vega-Lite tool (Altair ``alt.Chart.from_dict``, vl-convert, the
+    web UI). Cells counting the period in progress are drawn half transparent.
+    """
+    values = []
+    for r in result.tidy.itertuples(index=False):
+        values.append(
+            {
+                "cohort": r.cohort,
+                "period_index": int(r.period_index),
+                "value": None if pd.isna(r.value) else float(r.value),
+                "cohort_size": int(r.cohort_size),
+                "eligible": int(r.eligible),
+                "complete": bool(r.complete),
+            }
+        )
+    is_rate = result.metric in ("retention", "open_rate")
+    fmt = ".0%" if is_rate else ",.2f"
+    metric_title = METRIC_LABELS[result.metric]
+    if result.per_member and result.metric in ("orders", "revenue"):
+        metric_title += " per member"
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": title
+        or f"{metric_title} by {result.by} cohort, {result.period}s since start "
+        f"(as of {result.as_of.date().isoformat()})",
+        "data": {"values": values},
+        "encoding": {
+            "x": {"field": "period_index", "type": "ordinal",
+                  "title": f"{result.period}s since start"},
+            "y": {"field": "cohort", "type": "ordinal", "sort": list(result.sizes.index),
+                  "title": "cohort"},
+        },
+        "layer": [
+            {
+                "mark": {"type": "rect"},
+                "encoding": {
+                    "color": {"field": "value", "type": "quantitative", "title": metric_title,
+                              "scale": {"scheme": "blues"}},
+                    "opacity": {
+                        "condition": {"test": "!datum.complete", "value": 0.5},
+                        "value": 1,
+                    },
+                    "tooltip": [
+                        {"field": "cohort", "type": "ordinal"},
+                        {"field": "period_index", "type": "ordinal"},
+                        {"field": "value", "type": "quantitative", "format": fmt},
+                        {"field": "cohort_size", "type": "quantitative"},
+                        {"field": "eligible", "type": "quantitative"},
+                        {"field": "complete", "type": "nominal"},
+                    ],
+                },
+            },
+            {
+                "mark": {"type": "text", "fontSize": 9},
+                "encoding": {
+                    "text": {"field": "value", "type": "quantitative", "format": fmt},
+                },
+            },
+        ],
+        "config": {"view": {"stroke": None}},
+    }
+
+
+_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<script src="https://cdn.jsdelivr.net/npm/vega@5"></script>
+<script src="https://cdn.jsdelivr.net/npm/vega-lite@5"></script>
+<script src="https://cdn.jsdelivr.net/npm/vega-embed@6"></script>
+</head><body><div id="chart"></div>
+<script>vegaEmbed("#chart", {spec});</script>
+</body></html>
+"""
+
+
+def save_heatmap(result: CohortResult, path) -> str:
+    """Write the heatmap: ``.html`` (Vega-Embed page), ``.svg`` / ``.png`` (needs vl-convert).
+
+    Returns the path written.
+    """
+    import html
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    spec = cohort_heatmap_spec(result)
+    suffix = path.suffix.lower()
+    if suffix == ".html":
+        path.write_text(
+            _HTML.format(title=html.escape(spec["title"]),
+                         spec=json.dumps(spec).replace("</", "<\\/")),
+            encoding="utf-8",
+        )
+        return str(path)
+    if suffix == ".json":
+        path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        return str(path)
+    if suffix in (".svg", ".png"):
+        try:
+            import vl_convert as vlc
+        except ImportError:
+            raise UsageError(
+                f"Writing {suffix} needs the vl-convert-python package; "
+                "use a .html or .json file instead, or install it."
+            ) from None
+        if suffix == ".svg":
+            path.write_text(vlc.vegalite_to_svg(spec), encoding="utf-8")
+        else:
+            path.write_bytes(vlc.vegalite_to_png(spec, scale=2))
+        return str(path)
+    raise UsageError(f"Cannot write a heatmap as {path.name}: use .html, .svg, .png or .json.")

@@ -1,0 +1,295 @@
+"""`segmentum rfm`: score contacts by recency, frequency and monetary value; `rfm migration`.
+
+    segmentum rfm [--levels 3|5] [--as-of DATE] [--monetary sum|mean]
+                  [--thresholds FILE.yaml] [--segment-map FILE.yaml] [--out FILE] [--json]
+    segmentum rfm migration --from DATE --to DATE [--by cell|name] [...same scoring options]
+
+The computation is :func:`segmentum.analytics.rfm.compute_rfm` (writes the workspace table
+`rfm`); this module only parses options and prints tables or one JSON object.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.columns import Columns
+from rich.table import Table
+
+from segmentum.cli.common import (
+    AsOfOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    open_ws,
+    parse_as_of,
+)
+from segmentum.errors import UsageError
+
+__all__ = ["register"]
+
+LevelsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--levels", help="Scores per axis: 3 (27 cells) or 5 (125). Default 3.", show_default=False
+    ),
+]
+MonetaryOpt = Annotated[
+    str,
+    typer.Option("--monetary", help="Monetary value: 'sum' of completed orders or their 'mean'."),
+]
+ThresholdsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--thresholds",
+        help="YAML file of fixed cut points per axis (see rfm_thresholds_example.yaml); "
+        "axes left out use quantiles.",
+        show_default=False,
+    ),
+]
+SegmentMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--segment-map",
+        help="YAML file of labels and named segments (default: the built-in rfm_segments.yaml).",
+        show_default=False,
+    ),
+]
+OutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--out",
+        help="Also write the per-contact table to FILE (.csv or .parquet).",
+        show_default=False,
+    ),
+]
+
+
+def _pct(x) -> str:
+    return "-" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def _num(x, digits: int = 1) -> str:
+    return "-" if pd.isna(x) else f"{x:,.{digits}f}"
+
+
+def _grid_tables(res) -> list[Table]:
+    """R x F grids: one per M score with 3 levels; summed over M with 5 levels."""
+    cells = res.cells
+    levels = res.levels
+    scores = list(range(levels, 0, -1))
+    labels = {
+        axis: dict(
+            zip(
+                res.bins[res.bins.axis == axis].score,
+                res.bins[res.bins.axis == axis].label,
+                strict=False,
+            )
+        )
+        for axis in ("recency", "frequency", "monetary")
+    }
+
+    def table(title: str, part) -> Table:
+        t = Table(title=title, show_lines=True)
+        t.add_column("R \\ F", style="bold")
+        for f in sorted(scores):
+            t.add_column(f"F{f} {labels['frequency'].get(f, '')}", justify="right")
+        for r in scores:
+            row = [f"R{r} {labels['recency'].get(r, '')}"]
+            for f in sorted(scores):
+                n = int(part[(part.r == r) & (part.f == f)].contacts.sum())
+                share = n / res.contacts if res.contacts else float("nan")
+                row.append(f"{n:,}\n{_pct(share)}")
+            t.add_row(*row)
+        return t
+
+    if levels == 3:
+        return [table(f"M{m} {labels['monetary'].get(m, '')}", cells[cells.m == m]) for m in scores]
+    return [table("Contacts per R x F (all M)", cells)]
+
+
+def _print_result(res) -> None:
+    no_orders = res.contacts - res.contacts_with_orders
+    console.print(
+        f"[bold]RFM[/] as of {res.as_of:%Y-%m-%d %H:%M} UTC - {res.levels} levels - "
+        f"monetary = {res.monetary} - {res.contacts:,} contacts "
+        f"({res.contacts_with_orders:,} with orders, {no_orders:,} without)"
+    )
+    grids = _grid_tables(res)
+    console.print(Columns(grids) if len(grids) > 1 else grids[0])
+
+    names = Table(title="Named segments")
+    for col, just in (
+        ("Segment", "left"),
+        ("Contacts", "right"),
+        ("Share", "right"),
+        ("Revenue share", "right"),
+        ("Mean days", "right"),
+        ("Mean orders", "right"),
+        ("Mean monetary", "right"),
+    ):
+        names.add_column(col, justify=just)
+    for row in res.names.itertuples():
+        names.add_row(
+            row.name,
+            f"{row.contacts:,}",
+            _pct(row.share),
+            _pct(row.revenue_share),
+            _num(row.mean_recency_days),
+            _num(row.mean_frequency, 2),
+            _num(row.mean_monetary, 2),
+        )
+    console.print(names)
+
+    edges = Table(title="Bins per axis (recency in days, monetary in currency)")
+    for col, just in (
+        ("Axis", "left"),
+        ("Score", "right"),
+        ("Label", "left"),
+        ("Range", "left"),
+        ("Contacts", "right"),
+        ("From", "left"),
+    ):
+        edges.add_column(col, justify=just)
+    order = {"recency": 0, "frequency": 1, "monetary": 2}
+    bins = res.bins.assign(_o=res.bins.axis.map(order)).sort_values(
+        ["_o", "score"], ascending=[True, False]
+    )
+    for row in bins.itertuples():
+        edges.add_row(
+            row.axis,
+            str(row.score),
+            row.label,
+            row.range,
+            f"{row.contacts:,}",
+            res.edges_source[row.axis],
+        )
+    console.print(edges)
+    console.print(
+        "Edges: "
+        + "; ".join(f"{axis} {res.edges[axis]}" for axis in ("recency", "frequency", "monetary"))
+    )
+    console.print(f"Wrote table [bold]{res.table}[/] ({res.contacts:,} rows).")
+    if res.out:
+        console.print(f"Wrote {res.out}.")
+
+
+def _print_migration(mig) -> None:
+    console.print(
+        f"[bold]RFM migration[/] by {mig.by}: {mig.date_from:%Y-%m-%d} -> {mig.date_to:%Y-%m-%d} - "
+        f"{mig.contacts:,} contacts, {mig.stayed:,} stayed, {mig.contacts - mig.stayed:,} moved"
+    )
+    if len(mig.groups) <= 12:
+        t = Table(title="Rows: from; columns: to", show_lines=False)
+        t.add_column("from \\ to", style="bold")
+        for g in mig.groups:
+            t.add_column(g, justify="right")
+        for g in mig.groups:
+            t.add_row(g, *(f"{int(v):,}" if v else "." for v in mig.matrix.loc[g]))
+        console.print(t)
+    else:
+        t = Table(title=f"Largest flows (of {len(mig.flows)})")
+        for col, just in (("From", "left"), ("To", "left"), ("Contacts", "right")):
+            t.add_column(col, justify=just)
+        for row in mig.flows.head(30).itertuples(index=False):
+            t.add_row(row[0], row[1], f"{row[2]:,}")
+        console.print(t)
+        console.print("Use --json for the full matrix.")
+
+
+def _levels_of(levels: int | None, thresholds: str | None) -> int:
+    if levels is not None:
+        return levels
+    if thresholds is not None:
+        from segmentum.analytics.rfm import load_thresholds
+
+        return load_thresholds(thresholds)[0]
+    return 3
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `rfm` command group to the app."""
+    rfm_app = typer.Typer(
+        help="RFM: recency, frequency, monetary scores, cells R{r}F{f}M{m} and named segments.",
+        no_args_is_help=False,
+    )
+
+    @rfm_app.callback(invoke_without_command=True)
+    def rfm(
+        ctx: typer.Context,
+        workspace: WorkspaceOpt = None,
+        levels: LevelsOpt = None,
+        as_of: AsOfOpt = None,
+        monetary: MonetaryOpt = "sum",
+        thresholds: ThresholdsOpt = None,
+        segment_map: SegmentMapOpt = None,
+        out: OutOpt = None,
+        json_: JsonOpt = False,
+    ) -> None:
+        """Score every contact, write the workspace table `rfm` and print the summary."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from segmentum.analytics.rfm import compute_rfm
+
+        when = parse_as_of(as_of)
+        ws = open_ws(workspace)
+        try:
+            res = compute_rfm(
+                ws,
+                as_of=when,
+                levels=_levels_of(levels, thresholds),
+                monetary=monetary,
+                thresholds=thresholds,
+                segment_map=segment_map,
+                out=out,
+            )
+        finally:
+            ws.close()
+        if json_:
+            emit_json(res.to_dict())
+        else:
+            _print_result(res)
+
+    @rfm_app.command("migration")
+    def migration(
+        date_from: Annotated[str, typer.Option("--from", help="First date (ISO 8601, UTC).")],
+        date_to: Annotated[str, typer.Option("--to", help="Second date (ISO 8601, UTC).")],
+        by: Annotated[
+            str, typer.Option("--by", help="Count moves between 'cell's or 'name's.")
+        ] = "cell",
+        workspace: WorkspaceOpt = None,
+        levels: LevelsOpt = None,
+        monetary: MonetaryOpt = "sum",
+        thresholds: ThresholdsOpt = None,
+        segment_map: SegmentMapOpt = None,
+        json_: JsonOpt = False,
+    ) -> None:
+        """How contacts moved between cells or named segments from one date to another."""
+        from segmentum.analytics.rfm import rfm_migration
+
+        if by not in ("cell", "name"):
+            raise UsageError(f"--by must be 'cell' or 'name'. Got {by!r} instead.")
+        start = parse_as_of(date_from, default_now=False)
+        end = parse_as_of(date_to, default_now=False)
+        ws = open_ws(workspace)
+        try:
+            mig = rfm_migration(
+                ws,
+                start,
+                end,
+                by=by,
+                levels=_levels_of(levels, thresholds),
+                monetary=monetary,
+                thresholds=thresholds,
+                segment_map=segment_map,
+            )
+        finally:
+            ws.close()
+        if json_:
+            emit_json(mig.to_dict())
+        else:
+            _print_migration(mig)
+
+    app.add_typer(rfm_app, name="rfm")
