@@ -73,11 +73,6 @@ def local_to_utc(tz: str, ts: dt.Timestamp()) -> dt.Timestamp(timezone="UTC"):  
 
 
 @ibis.udf.scalar.builtin
-def json_valid(value: str) -> bool:  # noqa: D103
-    ...
-
-
-@ibis.udf.scalar.builtin
 def json_merge_patch(a: dt.JSON(), b: dt.JSON()) -> dt.JSON():  # noqa: D103
     ...
 
@@ -411,8 +406,7 @@ def _parse_value(col: Column, raw: ir.Value, m: Mapping, clean: bool) -> tuple[i
         return shown, s.try_cast(target)
     if target.is_json():
         s = text.cast("string")
-        ok = json_valid(s) & s.startswith("{")
-        return shown, ibis.ifelse(ok, s.cast(dt.JSON()), ibis.null(dt.JSON()))
+        return shown, ibis.ifelse(s.startswith("{"), s.try_cast(dt.JSON()), ibis.null(dt.JSON()))
     raise AssertionError(f"no parser for {target}")  # every canonical type is handled above
 
 
@@ -525,9 +519,11 @@ def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, 
         reason = ibis.null(dt.string)
     if tspec.extras == "properties":
         # promoted event properties also come out of the `properties` object (JSON Lines)
+        # (only for properties the file has no column for: a column wins, and looking into
+        # the JSON of every row for a key the file already gives would cost a parse per row)
         for prop in EVENT_PROPERTY_COLUMNS:
-            from_json = p1.properties[prop].str
-            values[prop] = ibis.coalesce(values[prop], from_json) if prop in values else from_json
+            if prop not in values:
+                values[prop] = p1.properties[prop].str
     keep = [c for c in p1.columns if not c.startswith("__t_") and c not in values]
     t = p1.select(*keep, **values, _reason=reason)
     derived = DERIVED_IDS.get(tspec.kind)
