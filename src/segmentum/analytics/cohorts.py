@@ -409,116 +409,15 @@ def _assemble(sizes_raw, act, ev, *, cur, limit, metric, per_member, time_cohort
 
 
 # -- charts ----------------------------------------------------------------------------------
-def cohort_heatmap_spec(result: CohortResult, *, title: str | None = None) -> dict:
-    """A Vega-Lite v5 heatmap of the matrix (cohort rows x period columns), data inline.
+def cohort_heatmap_spec(result: CohortResult) -> dict:
+    """The heatmap as a Vega-Lite spec (drawn by :func:`segmentum.analytics.charts.cohort_heatmap`)."""
+    from segmentum.analytics import charts
 
-    Render it with any Vega-Lite tool (Altair ``alt.Chart.from_dict``, vl-convert, the
-    web UI). Cells counting the period in progress are drawn half transparent.
-    """
-    values = []
-    for r in result.tidy.itertuples(index=False):
-        values.append(
-            {
-                "cohort": r.cohort,
-                "period_index": int(r.period_index),
-                "value": None if pd.isna(r.value) else float(r.value),
-                "cohort_size": int(r.cohort_size),
-                "eligible": int(r.eligible),
-                "complete": bool(r.complete),
-            }
-        )
-    is_rate = result.metric in ("retention", "open_rate")
-    fmt = ".0%" if is_rate else ",.2f"
-    metric_title = METRIC_LABELS[result.metric]
-    if result.per_member and result.metric in ("orders", "revenue"):
-        metric_title += " per member"
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "title": title
-        or f"{metric_title} by {result.by} cohort, {result.period}s since start "
-        f"(as of {result.as_of.date().isoformat()})",
-        "data": {"values": values},
-        "encoding": {
-            "x": {"field": "period_index", "type": "ordinal",
-                  "title": f"{result.period}s since start"},
-            "y": {"field": "cohort", "type": "ordinal", "sort": list(result.sizes.index),
-                  "title": "cohort"},
-        },
-        "layer": [
-            {
-                "mark": {"type": "rect"},
-                "encoding": {
-                    "color": {"field": "value", "type": "quantitative", "title": metric_title,
-                              "scale": {"scheme": "blues"}},
-                    "opacity": {
-                        "condition": {"test": "!datum.complete", "value": 0.5},
-                        "value": 1,
-                    },
-                    "tooltip": [
-                        {"field": "cohort", "type": "ordinal"},
-                        {"field": "period_index", "type": "ordinal"},
-                        {"field": "value", "type": "quantitative", "format": fmt},
-                        {"field": "cohort_size", "type": "quantitative"},
-                        {"field": "eligible", "type": "quantitative"},
-                        {"field": "complete", "type": "nominal"},
-                    ],
-                },
-            },
-            {
-                "mark": {"type": "text", "fontSize": 9},
-                "encoding": {
-                    "text": {"field": "value", "type": "quantitative", "format": fmt},
-                },
-            },
-        ],
-        "config": {"view": {"stroke": None}},
-    }
-
-
-_HTML = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<script src="https://cdn.jsdelivr.net/npm/vega@5"></script>
-<script src="https://cdn.jsdelivr.net/npm/vega-lite@5"></script>
-<script src="https://cdn.jsdelivr.net/npm/vega-embed@6"></script>
-</head><body><div id="chart"></div>
-<script>vegaEmbed("#chart", {spec});</script>
-</body></html>
-"""
+    return charts.to_spec(charts.cohort_heatmap(result))
 
 
 def save_heatmap(result: CohortResult, path) -> str:
-    """Write the heatmap: ``.html`` (Vega-Embed page), ``.svg`` / ``.png`` (needs vl-convert).
+    """Write the heatmap as ``.html`` (self-contained, works offline), ``.svg``, ``.png`` or ``.json``."""
+    from segmentum.analytics import charts
 
-    Returns the path written.
-    """
-    import html
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    spec = cohort_heatmap_spec(result)
-    suffix = path.suffix.lower()
-    if suffix == ".html":
-        path.write_text(
-            _HTML.format(title=html.escape(spec["title"]),
-                         spec=json.dumps(spec).replace("</", "<\\/")),
-            encoding="utf-8",
-        )
-        return str(path)
-    if suffix == ".json":
-        path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        return str(path)
-    if suffix in (".svg", ".png"):
-        try:
-            import vl_convert as vlc
-        except ImportError:
-            raise UsageError(
-                f"Writing {suffix} needs the vl-convert-python package; "
-                "use a .html or .json file instead, or install it."
-            ) from None
-        if suffix == ".svg":
-            path.write_text(vlc.vegalite_to_svg(spec), encoding="utf-8")
-        else:
-            path.write_bytes(vlc.vegalite_to_png(spec, scale=2))
-        return str(path)
-    raise UsageError(f"Cannot write a heatmap as {path.name}: use .html, .svg, .png or .json.")
+    return str(charts.save_chart(charts.cohort_heatmap(result), path))
