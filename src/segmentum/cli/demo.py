@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
         contacts: Annotated[int, typer.Option("--contacts", "-n", min=100, help="Demo size.")] = 20_000,
         seed: Annotated[int, typer.Option("--seed", "-s")] = 0,
         data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the generated files go.")] = Path("demo-data"),
+        report: Annotated[Path, typer.Option("--report", help="Where to write the HTML report.")] = Path("report.html"),
         workspace: WorkspaceOpt = None,
     ) -> None:
         """Generate a demo retailer (~20,000 contacts), load it and show what Segmentum built."""
@@ -68,4 +70,39 @@ def register(app: typer.Typer) -> None:
             console.print(t)
             console.print(f"Data as of [bold]{manifest.get('as_of')}[/]; planted personas: "
                           + ", ".join(f"{k} {v:,}" for k, v in manifest.get("label_counts", {}).items()))
-        console.print("Next: [bold]segmentum info[/], [bold]segmentum quarantine[/].")
+            _analyse(ws, manifest, report)
+        console.print(
+            f"Open [bold]{report}[/] in a browser. Next: [bold]segmentum info[/], "
+            "[bold]segmentum rfm --as-of 2026-11-01[/], [bold]segmentum drilldown --segment R1F3M3 "
+            "--as-of 2026-11-01[/], [bold]segmentum cohorts --by acquisition_channel[/]."
+        )
+
+
+def _analyse(ws, manifest: dict, report: Path) -> None:
+    """RFM, CLV, cohorts, life stage and the HTML report, all as of the data's own end."""
+    from segmentum.analytics.clv import compute_clv
+    from segmentum.analytics.cohorts import cohort_matrix
+    from segmentum.analytics.lifestage import lifestage
+    from segmentum.analytics.report import build_report
+    from segmentum.analytics.rfm import compute_rfm
+    from segmentum.cli.common import parse_as_of
+
+    # the demo data ends at its as-of second; analyses run as of the moment after it
+    as_of = parse_as_of(manifest["as_of"]) + _dt.timedelta(seconds=1)
+    t = Table(title=f"Analyses as of {as_of:%Y-%m-%d %H:%M} UTC", title_justify="left", show_header=False)
+    rfm = compute_rfm(ws, as_of=as_of)
+    top = rfm.names.sort_values("contacts", ascending=False).head(3)
+    t.add_row("RFM (table rfm)", f"{rfm.contacts_with_orders:,} buyers in 27 cells; largest: "
+              + ", ".join(f"{r.name} {r.contacts:,}" for r in top.itertuples()))
+    clv = compute_clv(ws, as_of=as_of)
+    o = clv.overview()
+    t.add_row("CLV (table clv)", f"{o['repeat_buyers']:,} repeat buyers, mean P(alive) {o['mean_p_alive']:.2f}, "
+              f"expected revenue next {o['horizon_days']:.0f} days {o['expected_value']:,.0f}")
+    coh = cohort_matrix(ws, by="acquisition_channel", metric="retention", as_of=as_of)
+    m1 = coh.tidy[coh.tidy.period_index == 1].set_index("cohort")["value"]
+    t.add_row("Cohorts", "month-1 retention by channel: " + ", ".join(f"{k} {v:.0%}" for k, v in m1.sort_values().items()))
+    life = lifestage(ws, as_of=as_of)
+    t.add_row("Life stage (table lifestage)", "thin assortment for: " + (", ".join(map(str, life.thin_bands)) or "no band"))
+    rep = build_report(ws, report, as_of=as_of)
+    t.add_row("Report", str(rep.path))
+    console.print(t)
