@@ -91,7 +91,8 @@ def _analyse(ws, manifest: dict, report: Path) -> None:
     as_of = parse_as_of(manifest["as_of"]) + _dt.timedelta(seconds=1)
     t = Table(title=f"Analyses as of {as_of:%Y-%m-%d %H:%M} UTC", title_justify="left", show_header=False)
     rfm = compute_rfm(ws, as_of=as_of)
-    top = rfm.names.sort_values("contacts", ascending=False).head(3)
+    named = rfm.names[rfm.names["name"] != "No orders"]
+    top = named.sort_values("contacts", ascending=False).head(3)
     t.add_row("RFM (table rfm)", f"{rfm.contacts_with_orders:,} buyers in 27 cells; largest: "
               + ", ".join(f"{r.name} {r.contacts:,}" for r in top.itertuples()))
     clv = compute_clv(ws, as_of=as_of)
