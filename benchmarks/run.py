@@ -5,8 +5,10 @@ wall time and peak resident memory (from wait4) are its own. Ratios against base
 in the same run, because this machine is shared and noisy.
 
 Suites:
-  ingest   generation time, load throughput (rows/s) from Parquet and CSV with validation on,
-           peak memory — for each --sizes value (default 100000 and 1000000 contacts)
+  ingest     generation time, load throughput (rows/s) from Parquet and CSV with validation on,
+             peak memory — for each --sizes value (default 100000 and 1000000 contacts)
+  analytics  RFM, cohorts, drill-down, CLV fit+predict: time and peak memory, and the ratio of
+             an idiomatic pandas RFM (data already in memory) to Segmentum's in the same run
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-console = Console()
+console = Console(width=170)  # a table read in logs and pipes, not squeezed to 80 columns
 
 
 @dataclass
@@ -95,7 +97,52 @@ def suite_ingest(sizes: list[int], work: Path) -> list[Result]:
     return results
 
 
-SUITES = {"ingest": suite_ingest}
+AS_OF = "2026-11-01"  # the generator's data ends on 2026-10-31
+
+
+def _workspace(n: int, work: Path, kinds: tuple[str, ...]) -> Path:
+    """A workspace with generated data for n contacts (reused across suites of one run)."""
+    data = work / f"data-{n}-parquet"
+    ws = work / f"ws-{n}.duckdb"
+    if not (data / "manifest.json").exists():
+        run_step(segmentum("generate", "--contacts", str(n), "--seed", "0", "--out", str(data), "--json"), work)
+    done = work / f"ws-{n}.kinds"
+    have = set(done.read_text().split()) if done.exists() else set()
+    for kind in kinds:
+        if kind not in have:
+            run_step(segmentum("-w", str(ws), "load", kind, str(data / f"{kind}.parquet"), "--json"), work)
+            have.add(kind)
+    done.write_text(" ".join(sorted(have)))
+    return ws
+
+
+def step(name: str, ws: Path, work: Path) -> tuple[dict, float]:
+    s, rss, out = run_step([sys.executable, str(Path(__file__).with_name("steps.py")), name, str(ws), AS_OF], work)
+    return json.loads(out), rss
+
+
+def suite_analytics(sizes: list[int], work: Path) -> list[Result]:
+    results: list[Result] = []
+    for n in sizes:
+        ws = _workspace(n, work, ("products", "contacts", "orders", "order_items"))
+        rfm, rss = step("rfm", ws, work)
+        results.append(Result("analytics", "RFM (segmentum)", n, rfm["rows"], rfm["seconds"], rss, "< 3 s at 1M", rfm["seconds"] < 3 if n >= 1_000_000 else None))
+        pdr, rss = step("rfm_pandas", ws, work)
+        ratio = pdr["seconds"] / rfm["seconds"]
+        results.append(Result("analytics", f"RFM (pandas, in memory; load {pdr['load_seconds']:.1f} s)", n, pdr["rows"], pdr["seconds"], rss, "", None))
+        results.append(Result("analytics", f"RFM ratio pandas/segmentum = {ratio:.1f}x", n, None, 0.0, 0.0, ">= 5x", ratio >= 5))
+        for name, label, target, limit in (
+            ("cohorts", "cohorts (retention, monthly)", "", None),
+            ("drilldown", "drill-down (Champions by category)", "", None),
+            ("clv", "CLV fit + predict", "< 30 s at 1M", 30),
+        ):
+            r, rss = step(name, ws, work)
+            ok = (r["seconds"] < limit and rss < 4096) if (limit and n >= 1_000_000) else None
+            results.append(Result("analytics", label, n, r["rows"], r["seconds"], rss, target, ok))
+    return results
+
+
+SUITES = {"ingest": suite_ingest, "analytics": suite_analytics}
 
 
 def print_table(results: list[Result]) -> None:

@@ -1,0 +1,93 @@
+"""Benchmark steps, one per process: `python benchmarks/steps.py STEP WORKSPACE AS_OF`.
+
+Prints one JSON object {"seconds": ..., "rows": ...}: the time of the computation alone
+(imports, and for baselines the reading of the data into memory, are outside the timer and
+reported separately as "load_seconds"). run.py reads the process's peak memory from wait4.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pandas as pd
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def step_rfm(ws, as_of):
+    from segmentum.analytics.rfm import compute_rfm
+
+    s, res = _timed(lambda: compute_rfm(ws, as_of=as_of))
+    return {"seconds": s, "rows": res.contacts}
+
+
+def step_rfm_pandas(ws, as_of):
+    """The same RFM written idiomatically in pandas: groupby, then tie-safe quantile bins."""
+    t = time.perf_counter()
+    orders = ws.table("orders").select("contact_id", "ordered_at", "total", "status").to_pandas()
+    contacts = ws.table("contacts").select("contact_id", "created_at").to_pandas()
+    load = time.perf_counter() - t
+    ts = pd.Timestamp(as_of)
+
+    def rfm():
+        o = orders[(orders.ordered_at < ts) & (orders.status.isna() | (orders.status == "completed"))]
+        g = o.groupby("contact_id").agg(last=("ordered_at", "max"), frequency=("ordered_at", "size"),
+                                        monetary=("total", "sum"))
+        g["monetary"] = g["monetary"].astype(float)
+        g["recency_days"] = (ts.normalize() - g["last"].dt.normalize()).dt.days
+        # equal values share a bin: cut at quantiles of the distinct-value distribution
+        for axis, col, best_low in (("r", "recency_days", True), ("f", "frequency", False), ("m", "monetary", False)):
+            edges = g[col].quantile([1 / 3, 2 / 3]).to_numpy()
+            score = 1 + (g[col] > edges[0]).astype(int) + (g[col] > edges[1]).astype(int)
+            g[axis] = 4 - score if best_low else score
+        g["cell"] = "R" + g.r.astype(str) + "F" + g.f.astype(str) + "M" + g.m.astype(str)
+        out = contacts[contacts.created_at < ts].merge(g.reset_index(), on="contact_id", how="left")
+        summary = out.groupby("cell").agg(contacts=("contact_id", "size"), revenue=("monetary", "sum"))
+        return out, summary
+
+    s, (out, _) = _timed(rfm)
+    return {"seconds": s, "rows": len(out), "load_seconds": load}
+
+
+def step_cohorts(ws, as_of):
+    from segmentum.analytics.cohorts import cohort_matrix
+
+    s, res = _timed(lambda: cohort_matrix(ws, by="first_order", period="month", metric="retention", as_of=as_of))
+    return {"seconds": s, "rows": int(res.sizes.sum()) if len(res.sizes) else 0}
+
+
+def step_drilldown(ws, as_of):
+    from segmentum.analytics.drilldown import drilldown
+
+    s, df = _timed(lambda: drilldown(ws, "Champions", by="category", as_of=as_of))
+    return {"seconds": s, "rows": len(df)}
+
+
+def step_clv(ws, as_of):
+    from segmentum.analytics.clv import compute_clv
+
+    s, res = _timed(lambda: compute_clv(ws, as_of=as_of))
+    return {"seconds": s, "rows": len(res.scores)}
+
+
+STEPS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
+
+
+def main() -> None:
+    step, workspace, as_of = sys.argv[1], sys.argv[2], sys.argv[3]
+    from segmentum import open_workspace
+    from segmentum.cli.common import parse_as_of
+
+    with open_workspace(workspace) as ws:
+        out = STEPS[step](ws, parse_as_of(as_of))
+    sys.stdout.write(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
