@@ -250,3 +250,22 @@ def test_unknown_extension_and_missing_file(ws, tmp_path):
         ws.load("orders", tmp_path / "nope.csv")
     with pytest.raises(InputFileError, match="cannot tell the format"):
         ws.load("orders", write(tmp_path / "o.xlsx", "x"))
+
+
+def test_a_load_that_fails_midway_leaves_nothing_behind(ws, tmp_path, monkeypatch):
+    from segmentum.data import ingest
+
+    log = write(tmp_path / "o.csv", "order_id,contact_id,ordered_at,total\no1,new1,2024-02-01,10\no2,c9,2024-02-30,5\n")
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ingest, "_write_quarantine", boom)
+    with pytest.raises(OSError, match="disk full"):
+        ws.load("orders", log, create_contacts=True)
+    # the created contact, the accepted order and the load log were all rolled back
+    for table in ("orders", "contacts", "_quarantine", "_loads"):
+        assert ws.table(table).count().execute() == 0, table
+    monkeypatch.undo()
+    r = ws.load("orders", log, create_contacts=True)  # and the workspace is usable afterwards
+    assert (r.accepted, r.quarantined, r.contacts_created) == (1, 1, 1)

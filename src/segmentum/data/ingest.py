@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
 from segmentum.data.readers import ReadResult, read_to_stage
-from segmentum.data.schema import EVENT_PROPERTY_COLUMNS, Column, TableSpec, spec
+from segmentum.data.schema import EVENT_PROPERTY_COLUMNS, LOADS_SCHEMA, Column, TableSpec, spec
 from segmentum.errors import InputFileError, MappingError, UsageError, WorkspaceError, did_you_mean
 
 __all__ = ["LoadReport", "load_file"]
@@ -144,66 +144,48 @@ def load_file(
     accepted = int(ok.count().execute())
     load_id = uuid.uuid4().hex[:12]
     now = ibis.literal(started_at, type=dt.Timestamp(timezone="UTC"))
-    created = 0
-    if checked.new_contacts is not None:
-        created = _create_contacts(wh, tspec, ok, checked.new_contacts, path.name, now)
     data_cols = [c for c in plan.output_columns if c in ok.columns]
-    to_write = ok.select(
-        *data_cols,
-        _source=ibis.literal(path.name),
-        _line=ok._line,
-        _loaded_at=now,
-    )
-    result = wh.upsert(kind, to_write, tspec.key)
-
-    quarantined = _write_quarantine(ws, con, raw_con, kind, path, sha, load_id, v, staged, read, plan, started_at)
-    reasons = _reason_counts(con, v, read)
-    report = LoadReport(
-        load_id=load_id,
-        kind=kind,
-        file=str(path),
-        format=read.format,
-        input=read.records,
-        accepted=accepted,
-        quarantined=quarantined,
-        inserted=result.inserted,
-        updated=result.updated,
-        unchanged=result.unchanged,
-        contacts_created=created,
-        reasons=reasons,
-        columns={
-            "mapped": plan.mapped,
-            "custom": plan.custom,
-            "ignored": plan.ignored,
-            "derived": plan.derived,
-            "delimiter": read.delimiter,
-        },
-        warnings=_warnings(con, tspec, ok),
-    )
-    assert report.accepted + report.quarantined == report.input, report  # the ledger must close
-    finished_at = _dt.datetime.now(_dt.UTC)
-    wh.insert(
-        "_loads",
-        pa.table(
-            {
-                "load_id": [load_id], "kind": [kind], "file": [str(path.resolve())],
-                "file_sha256": [sha], "started_at": [started_at], "finished_at": [finished_at],
-                "input": [report.input], "accepted": [accepted], "quarantined": [quarantined],
-                "inserted": [result.inserted], "updated": [result.updated],
-                "unchanged": [result.unchanged], "contacts_created": [created],
-                "mapping": [mapping_text],
+    to_write = ok.select(*data_cols, _source=ibis.literal(path.name), _line=ok._line, _loaded_at=now)
+    # everything a load writes lands together or not at all
+    with wh.transaction():
+        created = 0
+        if checked.new_contacts is not None:
+            created = _create_contacts(wh, tspec, ok, checked.new_contacts, path.name, now)
+        result = wh.upsert(kind, to_write, tspec.key)
+        quarantined = _write_quarantine(ws, con, raw_con, kind, path, sha, load_id, v, staged, read, plan, started_at)
+        report = LoadReport(
+            load_id=load_id,
+            kind=kind,
+            file=str(path),
+            format=read.format,
+            input=read.records,
+            accepted=accepted,
+            quarantined=quarantined,
+            inserted=result.inserted,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            contacts_created=created,
+            reasons=_reason_counts(con, v, read),
+            columns={
+                "mapped": plan.mapped,
+                "custom": plan.custom,
+                "ignored": plan.ignored,
+                "derived": plan.derived,
+                "delimiter": read.delimiter,
             },
-            schema=pa.schema([
-                ("load_id", pa.string()), ("kind", pa.string()), ("file", pa.string()),
-                ("file_sha256", pa.string()), ("started_at", pa.timestamp("us", "UTC")),
-                ("finished_at", pa.timestamp("us", "UTC")), ("input", pa.int64()),
-                ("accepted", pa.int64()), ("quarantined", pa.int64()), ("inserted", pa.int64()),
-                ("updated", pa.int64()), ("unchanged", pa.int64()),
-                ("contacts_created", pa.int64()), ("mapping", pa.string()),
-            ]),
-        ),
-    )
-    raw_con.execute(f"DROP VIEW IF EXISTS {stage}") if read.format == "parquet" else raw_con.execute(f"DROP TABLE IF EXISTS {stage}")
+            warnings=_warnings(con, tspec, ok),
+        )
+        if report.accepted + report.quarantined != report.input:  # the ledger must close
+            raise AssertionError(f"load of {path} does not reconcile: {report}")
+        log = {
+            "load_id": load_id, "kind": kind, "file": str(path.resolve()), "file_sha256": sha,
+            "started_at": started_at, "finished_at": _dt.datetime.now(_dt.UTC),
+            "input": report.input, "accepted": accepted, "quarantined": quarantined,
+            "inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
+            "contacts_created": created, "mapping": mapping_text,
+        }
+        wh.insert("_loads", pa.Table.from_pylist([log], schema=ibis.schema(LOADS_SCHEMA).to_pyarrow()))
+    raw_con.execute(f"DROP {'VIEW' if read.format == 'parquet' else 'TABLE'} IF EXISTS {stage}")
     for tmp in checked.temp_tables:
         raw_con.execute(f"DROP TABLE IF EXISTS {tmp}")
     step("done", 3)

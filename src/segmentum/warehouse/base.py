@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import ibis
@@ -51,6 +53,11 @@ class Warehouse(ABC):
 
     def insert(self, name: str, obj) -> None:
         self.con.insert(name, obj)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside land together or not at all (where the backend has transactions)."""
+        yield
 
     @abstractmethod
     def add_columns(self, name: str, columns: dict[str, dt.DataType]) -> None:

@@ -7,6 +7,8 @@ spliced into SQL text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ibis
@@ -54,11 +56,30 @@ class DuckDBWarehouse(Warehouse):
         except Exception as exc:  # duckdb.IOException and friends: a person can act on it
             raise ConfigError(f"Cannot open workspace {self.path}: {exc}") from None
         self.raw = self.con.con  # the duckdb.DuckDBPyConnection
+        self._in_transaction = False
         self.raw.execute("SET TimeZone = 'UTC'")
         self.raw.execute("SET enable_progress_bar = false")  # the CLI draws its own
         # row order in a table means nothing here (every read orders explicitly), and keeping
         # it makes bulk inserts and scans slower
         self.raw.execute("SET preserve_insertion_order = false")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT around the block (ROLLBACK on error); nested blocks join the outer one."""
+        if self._in_transaction:
+            yield
+            return
+        self.raw.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        else:
+            self.raw.execute("COMMIT")
+        finally:
+            self._in_transaction = False
 
     # -- writes Ibis has no verb for ------------------------------------------------------
     def add_columns(self, name: str, columns: dict[str, dt.DataType]) -> None:
@@ -104,8 +125,7 @@ class DuckDBWarehouse(Warehouse):
         counts = dict(
             self.raw.execute("SELECT _action, count(*) FROM _upsert_diff GROUP BY 1").fetchall()
         )
-        self.raw.execute("BEGIN TRANSACTION")
-        try:
+        with self.transaction():
             if counts.get("changed"):
                 sets = ", ".join(f"{quote(c)} = d.{quote(c)}" for c in cols if c not in key)
                 on_d = " AND ".join(f"{quote(name)}.{quote(k)} = d.{quote(k)}" for k in key)
@@ -118,12 +138,7 @@ class DuckDBWarehouse(Warehouse):
                     f"INSERT INTO {quote(name)} ({col_list}) "
                     f"SELECT {col_list} FROM _upsert_diff WHERE _action = 'new'"
                 )
-            self.raw.execute("COMMIT")
-        except Exception:
-            self.raw.execute("ROLLBACK")
-            raise
-        finally:
-            self.raw.execute("DROP TABLE IF EXISTS _upsert_diff")
+        self.raw.execute("DROP TABLE IF EXISTS _upsert_diff")
         return UpsertResult(
             inserted=counts.get("new", 0),
             updated=counts.get("changed", 0),
