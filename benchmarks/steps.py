@@ -76,6 +76,94 @@ def step_clv(ws, as_of):
     return {"seconds": s, "rows": len(res.scores)}
 
 
+# -- segment baselines (pandas, PostgreSQL): see segments_baselines.py --------------------------
+# The data folder (the generated Parquet files) comes from SEGMENTUM_BENCH_DATA, the database
+# from SEGMENTUM_BENCH_PG (a DSN; benchmarks/postgres.py starts a cluster). The rfm / clv score
+# tables three segments use are exported from the workspace into the data folder first
+# (computed there if the workspace has none), outside the timer.
+
+
+def _bench_data(ws, as_of):
+    import os
+    from pathlib import Path
+
+    from segments_baselines import export_scores
+
+    data = os.environ.get("SEGMENTUM_BENCH_DATA")
+    if not data or not (Path(data) / "events.parquet").exists():
+        raise SystemExit("set SEGMENTUM_BENCH_DATA to the folder written by `segmentum generate`")
+    data = Path(data)
+    t = time.perf_counter()
+    if not ((data / "rfm.parquet").exists() and (data / "clv.parquet").exists()):
+        export_scores(ws, data, as_of)
+    return data, time.perf_counter() - t
+
+
+def _seg_pandas(ws, as_of, names):
+    from segments_baselines import load_pandas, run_pandas
+
+    data, _ = _bench_data(ws, as_of)
+    frames, load = load_pandas(data)
+    res = run_pandas(frames, names, as_of)
+    return {"seconds": res.seconds, "rows": res.rows, "load_seconds": load,
+            "sizes": res.sizes(), "digests": res.digests(), "per": res.per}
+
+
+def _seg_pg(ws, as_of, names):
+    import os
+
+    from segments_baselines import run_postgres
+
+    dsn = os.environ.get("SEGMENTUM_BENCH_PG")
+    if not dsn:
+        raise SystemExit("set SEGMENTUM_BENCH_PG to the DSN of the loaded database")
+    res = run_postgres(dsn, names, as_of)
+    return {"seconds": res.seconds, "rows": res.rows, "server_peak_mib": res.server_peak_mib,
+            "sizes": res.sizes(), "digests": res.digests(), "per": res.per}
+
+
+def step_seg_pandas_iphone(ws, as_of):
+    """The iPhone rule in pandas (data already in memory; load_seconds apart)."""
+    from segments_baselines import IPHONE
+
+    return _seg_pandas(ws, as_of, IPHONE)
+
+
+def step_seg_pandas_20(ws, as_of):
+    """The 20 saved segments in pandas, in one pass; rows = memberships summed."""
+    from segments_baselines import TWENTY
+
+    return _seg_pandas(ws, as_of, TWENTY)
+
+
+def step_seg_pg_load(ws, as_of):
+    """COPY the data folder into SEGMENTUM_BENCH_PG, index, VACUUM ANALYZE: the load time."""
+    import os
+
+    from segments_baselines import load_postgres
+
+    dsn = os.environ.get("SEGMENTUM_BENCH_PG")
+    if not dsn:
+        raise SystemExit("set SEGMENTUM_BENCH_PG to the DSN of an empty database")
+    data, _ = _bench_data(ws, as_of)
+    out = load_postgres(data, dsn)
+    return {"seconds": out["seconds"], "rows": out["rows"], "steps": out["steps"]}
+
+
+def step_seg_pg_iphone(ws, as_of):
+    """The iPhone rule as one PostgreSQL query (database loaded by seg_pg_load)."""
+    from segments_baselines import IPHONE
+
+    return _seg_pg(ws, as_of, IPHONE)
+
+
+def step_seg_pg_20(ws, as_of):
+    """The 20 saved segments, one PostgreSQL query each, on one connection."""
+    from segments_baselines import TWENTY
+
+    return _seg_pg(ws, as_of, TWENTY)
+
+
 STEPS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
 
 

@@ -45,9 +45,10 @@ class WorkspaceConfig(BaseModel):
 
     backend: Literal["duckdb", "spark"] = "duckdb"
     path: str = DEFAULT_WORKSPACE
-    # DuckDB resource limits (a shared 2-core machine should not be swamped)
+    # DuckDB's buffer limit; with Arrow buffers and Python on top, a whole process stays
+    # under 4 GiB at 1M contacts. Set SEGMENTUM_MEMORY_LIMIT (e.g. 16GB) on a bigger machine.
     memory_limit: str | None = Field(
-        default_factory=lambda: os.environ.get("SEGMENTUM_MEMORY_LIMIT", "3GB")
+        default_factory=lambda: os.environ.get("SEGMENTUM_MEMORY_LIMIT", "2500MB")
     )
     threads: int | None = None
     spark: SparkSettings = Field(default_factory=SparkSettings)
