@@ -1,0 +1,72 @@
+"""The planted personas: the generator's rules find them (precision and recall vs. truth).
+
+20,000 generated contacts are loaded into a real workspace, RFM and CLV are computed as of
+the generator's end date, and every persona rule (the manifest's, with the issue's own
+texts for lapsing_home_garden and baby_food_churned - see ``cli.segment.ISSUE_RULES``) is
+evaluated against ``ground_truth.parquet``.
+
+baby_food_churned's text asks for ``rfm.cell = "R1F3M3"``: with the default quantile RFM
+the R1 edge is ~230 days since the last order, while the generator plants these contacts
+195-344 days after their last order, so about a fifth of them sit in R2 and the recall of
+that text is ~0.75-0.8 (its precision stays ~1). The others are >= 0.98 on both.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from segmentum.analytics.clv import compute_clv
+from segmentum.analytics.rfm import compute_rfm
+from segmentum.cli.demo import LOAD_ORDER
+from segmentum.cli.segment import persona_rules
+from segmentum.data.generate import generate
+from segmentum.segments import SegmentEngine
+from segmentum.workspace import open_workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("personas")
+    generate(root / "data", contacts=20_000, seed=0)
+    manifest = json.loads((root / "data" / "manifest.json").read_text())
+    ws = open_workspace(root / "ws.duckdb")
+    for kind in LOAD_ORDER:
+        ws.load(kind, root / "data" / f"{kind}.parquet")
+    compute_rfm(ws, as_of=manifest["as_of"])
+    compute_clv(ws, as_of=manifest["as_of"])
+    truth = pd.read_parquet(root / "data" / "ground_truth.parquet")
+    yield ws, manifest, truth
+    ws.close()
+
+
+def test_persona_rules_find_the_planted_personas(demo):
+    ws, manifest, truth = demo
+    res = SegmentEngine(ws).evaluate(persona_rules(manifest), truth, manifest["as_of"])
+    res = res.set_index("label")
+    print(res[["selected", "actual", "precision", "recall"]].to_string())
+    assert set(res.index) == set(manifest["labels"])
+    assert (res.precision >= 0.9).all(), res
+    others = res.drop(index="baby_food_churned")
+    assert (others.recall >= 0.9).all(), res
+    assert res.loc["baby_food_churned", "recall"] >= 0.7  # see the module doc
+
+
+def test_persona_segments_refresh_and_explain(demo):
+    ws, manifest, truth = demo
+    eng = SegmentEngine(ws)
+    rules = persona_rules(manifest)
+    for label in ("apple_fan", "proposal_sent"):
+        eng.create(label, rules[label], replace=True)
+    results = {r.segment: r for r in eng.refresh(["apple_fan", "proposal_sent"], manifest["as_of"])}
+    apple = set(truth[truth.label == "apple_fan"].contact_id)
+    members = set(eng.current_members("apple_fan").to_pandas().contact_id)
+    assert results["apple_fan"].entered == len(members)
+    assert len(members & apple) / len(apple) >= 0.9
+    cid = sorted(members)[0]
+    ex = eng.explain("apple_fan", cid, manifest["as_of"])
+    assert ex.member and all(ln.result for ln in ex.lines[:3] if ln.role == "condition")
