@@ -58,7 +58,10 @@ _register_all()
 def main() -> None:
     """Entry point: run the app; a SegmentumError is one red line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        # in non-standalone mode a `typer.Exit(code)` comes back as the return value
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SegmentumError as exc:
         err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
