@@ -125,47 +125,46 @@ def export_scores(ws, data_dir: str | Path, as_of=AS_OF, *, recompute: bool = Fa
 # -- pandas ---------------------------------------------------------------------------------------
 
 
-def _codes(values: pa.ChunkedArray, categories: pa.Array) -> np.ndarray:
-    """Positions of a string column's values in ``categories`` (-1 when absent), via Arrow."""
-    idx = pc.fill_null(pc.index_in(values, value_set=categories), -1)
-    return idx.to_numpy().astype(np.int32, copy=False)
+def _codes(col: pa.ChunkedArray, values: pa.Array) -> np.ndarray:
+    """Positions in ``values`` of a dictionary-encoded string column's values (-1: absent):
+    the chunks' dictionaries are unified and looked up in one go."""
+    if col.num_chunks == 0:
+        return np.empty(0, np.int32)
+    col = col.unify_dictionaries()
+    lookup = pc.fill_null(pc.index_in(col.chunks[0].dictionary, value_set=values), -1)
+    lookup = lookup.to_numpy().astype(np.int32)
+    parts = []
+    for chunk in col.chunks:
+        ind = pc.fill_null(chunk.indices, -1).to_numpy()
+        parts.append(np.where(ind >= 0, lookup[np.maximum(ind, 0)], -1).astype(np.int32))
+    return np.concatenate(parts)
+
+
+@dataclass
+class _Key:
+    values: pa.Array  # the key's values in order: code i is values[i]
+    dtype: pd.CategoricalDtype | None = None  # contact_id only: the categorical's type
 
 
 def _read(path: Path, columns: list[str] | None = None, cats: tuple[str, ...] = (),
-          contact_ids: pa.Array | None = None, order_ids: pa.Array | None = None) -> pd.DataFrame:
+          keys: dict[str, _Key] | None = None) -> pd.DataFrame:
     """A Parquet file as a DataFrame: contact_id as a categorical over all contacts, order_id
-    as an integer surrogate key (its row in orders), ``cats`` as categoricals. Key columns are
-    converted batch by batch, so their strings are never all in memory at once."""
-    pf = pq.ParquetFile(path, read_dictionary=list(cats))
-    names = columns or pf.schema_arrow.names
-    keys = {"contact_id": contact_ids, "order_id": order_ids}
-    keyed = [n for n in names if keys.get(n) is not None]
-    table = pf.read(columns=[n for n in names if n not in keyed])
+    as an integer surrogate key (its row in orders), ``cats`` as categoricals. Keys are read
+    dictionary-encoded, so their strings are never all in memory at once."""
+    keys = keys or {}
+    names = columns or pq.read_schema(path).names
+    keyed = [n for n in names if n in keys]
+    t = pq.read_table(path, columns=names, read_dictionary=[*cats, *keyed])
     out = {}
     for name in names:
-        if name in keyed:
-            codes = np.concatenate(
-                [_codes(b.column(0), keys[name]) for b in pf.iter_batches(1 << 20, columns=[name])]
-                or [np.empty(0, np.int32)]
-            )
-            if name == "contact_id":
-                out[name] = pd.Categorical.from_codes(codes, dtype=_contact_dtype(contact_ids))
-            else:
-                out[name] = codes
+        col = t.column(name)
+        if name in keys:
+            codes = _codes(col, keys[name].values)
+            dtype = keys[name].dtype
+            out[name] = codes if dtype is None else pd.Categorical.from_codes(codes, dtype=dtype)
         else:
-            out[name] = table.column(name).to_pandas()  # dictionary columns become categoricals
+            out[name] = col.to_pandas()  # dictionary columns become categoricals
     return pd.DataFrame(out)
-
-
-_DTYPES: dict[int, pd.CategoricalDtype] = {}
-
-
-def _contact_dtype(contact_ids: pa.Array) -> pd.CategoricalDtype:
-    key = id(contact_ids)
-    if key not in _DTYPES:
-        _DTYPES.clear()
-        _DTYPES[key] = pd.CategoricalDtype(pd.Index(contact_ids.to_pylist(), dtype=object))
-    return _DTYPES[key]
 
 
 def load_pandas(data_dir: str | Path) -> tuple[Frames, float]:
@@ -178,26 +177,30 @@ def load_pandas(data_dir: str | Path) -> tuple[Frames, float]:
     t0 = time.perf_counter()
     d = Path(data_dir)
 
-    def column(table: str, name: str) -> pa.Array:
+    def ids(table: str, name: str) -> pa.Array:
         return pq.read_table(d / f"{table}.parquet", columns=[name]).column(name).combine_chunks()
 
-    keys = {"contact_ids": column("contacts", "contact_id"),
-            "order_ids": column("orders", "order_id")}
-    contacts = _read(d / "contacts.parquet", **keys).set_index("contact_id")
+    contact_ids = ids("contacts", "contact_id")
+    keys = {
+        "contact_id": _Key(contact_ids, pd.CategoricalDtype(pd.Index(contact_ids.to_pandas()))),
+        "order_id": _Key(ids("orders", "order_id")),
+    }
+    contacts = _read(d / "contacts.parquet", keys=keys).set_index("contact_id")
     contacts["birth_date"] = pd.to_datetime(contacts["birth_date"])
     events = _read(d / "events.parquet",
                    ["contact_id", "type", "occurred_at", "device_os", "category"],
-                   cats=("type", "device_os", "category"), **keys)
+                   cats=("type", "device_os", "category"), keys=keys)
     orders = _read(d / "orders.parquet",
                    ["order_id", "contact_id", "ordered_at", "total", "channel", "status"],
-                   cats=("channel", "status"), **keys)
-    items = _read(d / "order_items.parquet", ["order_id", "sku", "quantity"], cats=("sku",), **keys)
+                   cats=("channel", "status"), keys=keys)
+    items = _read(d / "order_items.parquet", ["order_id", "sku", "quantity"], cats=("sku",),
+                  keys=keys)
     products = pd.read_parquet(d / "products.parquet", columns=["sku", "category", "brand"])
-    deals = _read(d / "deals.parquet", **keys)
+    deals = _read(d / "deals.parquet", keys=keys)
     scores = {}
     for name in ("rfm", "clv"):
         p = d / f"{name}.parquet"
-        scores[name] = _read(p, **keys).set_index("contact_id") if p.exists() else None
+        scores[name] = _read(p, keys=keys).set_index("contact_id") if p.exists() else None
     frames = Frames(contacts, events, orders, items, products, deals, scores["rfm"], scores["clv"])
     return frames, time.perf_counter() - t0
 
