@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from segmentum import open_workspace
+from tests.workspaces import build_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,3 +28,18 @@ def shared_data() -> Path:
         if cand.is_dir():
             return cand
     pytest.skip("../shared/data is not available on this machine")
+
+
+@pytest.fixture
+def make_ws(tmp_path):
+    """``make_ws(**tables)``: a fresh workspace in this test's tmp_path, closed afterwards."""
+    opened = []
+
+    def build(**tables):
+        ws = build_workspace(tmp_path / f"ws{len(opened)}.duckdb", **tables)
+        opened.append(ws)
+        return ws
+
+    yield build
+    for ws in opened:
+        ws.close()

@@ -19,67 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentum.data.schema import LINEAGE_COLUMNS, TABLES
-from segmentum.workspace import open_workspace
 
 UTC = _dt.UTC
 T = pd.Timestamp("2024-03-31T12:00:00Z")  # the as-of time of the golden tests (a 31st)
-LOADED_AT = pd.Timestamp("2000-01-01", tz="UTC")
-
-
-def canonical_frame(kind: str, rows) -> pd.DataFrame:
-    """Rows (dicts or a frame) as a frame with the table's canonical columns (+ lineage);
-    extra keys are kept as extra columns (custom attributes)."""
-    spec = TABLES[kind]
-    records = rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
-    extra = sorted({k for r in records for k in r} - set(spec.names))
-    cols = [*spec.names, *extra]
-    df = pd.DataFrame([{c: r.get(c) for c in cols} for r in records], columns=cols)
-    for col in spec.columns:
-        if col.dtype.is_timestamp():
-            df[col.name] = pd.to_datetime(df[col.name], utc=True, format="mixed").astype(
-                "datetime64[us, UTC]"
-            )
-        elif col.dtype.is_date():
-            df[col.name] = pd.to_datetime(df[col.name]).dt.date
-        elif col.dtype.is_decimal() or col.dtype.is_floating():
-            df[col.name] = pd.to_numeric(df[col.name]).astype("float64")
-        elif col.dtype.is_integer():
-            df[col.name] = pd.array(df[col.name], dtype="Int64")
-        elif col.dtype.is_boolean():
-            df[col.name] = pd.array(df[col.name], dtype="boolean")
-        elif col.dtype.is_json():
-            df[col.name] = [None if v is None else json.dumps(v) for v in df[col.name]]
-        else:
-            df[col.name] = df[col.name].astype(object)
-    for col in extra:
-        df[col] = df[col].astype(object)
-    df["_source"] = "test"
-    df["_line"] = range(2, len(df) + 2)
-    df["_loaded_at"] = LOADED_AT
-    return df[[*cols, *LINEAGE_COLUMNS]]
-
-
-def build_workspace(path, **tables):
-    """A workspace at ``path`` holding the given rows (canonical kinds) and other tables."""
-    import ibis
-
-    ws = open_workspace(path)
-    for kind in ("contacts", "products", "orders", "order_items", "events", "deals"):
-        rows = tables.pop(kind, None)
-        if rows is None or not len(rows):
-            continue
-        df = canonical_frame(kind, rows)
-        spec = TABLES[kind]
-        extra = [c for c in df.columns if c not in spec.names and c not in LINEAGE_COLUMNS]
-        if extra:
-            ws.warehouse.add_columns(kind, {c: ibis.dtype("string") for c in extra})
-        schema = ws.table(kind).schema()
-        mem = ibis.memtable(df).cast({c: schema[c] for c in df.columns})
-        ws.warehouse.insert(kind, mem)
-    for name, frame in tables.items():
-        ws.warehouse.replace_table(name, frame)
-    return ws
+from tests.workspaces import LOADED_AT, build_workspace, canonical_frame  # noqa: E402,F401
 
 
 @dc.dataclass
@@ -284,16 +227,3 @@ def world(tmp_path_factory) -> World:
     ws.close()
 
 
-@pytest.fixture
-def make_ws(tmp_path):
-    """``make_ws(**tables)``: a fresh workspace in this test's tmp_path, closed afterwards."""
-    opened = []
-
-    def build(**tables):
-        ws = build_workspace(tmp_path / f"ws{len(opened)}.duckdb", **tables)
-        opened.append(ws)
-        return ws
-
-    yield build
-    for ws in opened:
-        ws.close()
