@@ -61,6 +61,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from segmentum.data.schema import is_purchase
 from segmentum.errors import UsageError, did_you_mean
 
 __all__ = [
@@ -191,7 +192,7 @@ def _as_utc(as_of: _dt.datetime | None) -> _dt.datetime:
 
 
 def _completed(orders: ir.Table) -> ir.BooleanValue:
-    return orders.status.fill_null("completed") == "completed"
+    return is_purchase(orders.status)
 
 
 # -- the computation -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from typing import Any
 import ibis
 import pandas as pd
 
+from segmentum.data.schema import is_purchase
 from segmentum.analytics import charts
 from segmentum.errors import SegmentumError, UsageError
 
@@ -147,7 +148,7 @@ def _completed_orders(ws, as_of: _dt.datetime):
     orders = ws.table("orders")
     lit = ibis.literal(as_of, type="timestamp('UTC')")
     return orders.filter(
-        orders.status.fill_null("completed") == "completed", orders.ordered_at < lit
+        is_purchase(orders.status), orders.ordered_at < lit
     )
 
 

@@ -36,19 +36,9 @@ def _global(
 
 
 def _register_all() -> None:
-    from segmentum.cli import data as data_cmds
-    from segmentum.cli import demo as demo_cmds
+    from segmentum.cli import clv, cohorts, data, demo, drilldown, report, rfm, segment
 
-    for module in (data_cmds, demo_cmds):
-        module.register(app)
-    # Command groups added by later capabilities register here too.
-    for name in ("rfm", "clv", "cohorts", "drilldown", "report", "segment"):
-        try:
-            module = __import__(f"segmentum.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"segmentum.cli.{name}":
-                raise
-            continue
+    for module in (data, demo, rfm, clv, cohorts, drilldown, report, segment):
         module.register(app)
 
 

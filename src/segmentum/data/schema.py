@@ -246,3 +246,10 @@ QUARANTINE_SCHEMA = {
     "raw": STR,  # the record's raw values as a JSON object
     "quarantined_at": TS,
 }
+
+
+def is_purchase(status):
+    """The one rule for what counts as a purchase: a completed order (a missing status is the
+    canonical default, "completed"). Returned and cancelled orders count toward nothing.
+    Takes and returns Ibis values."""
+    return status.isnull() | (status == "completed")

@@ -46,6 +46,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 from dateutil.relativedelta import relativedelta
 
+from segmentum.data.schema import is_purchase
 from segmentum.segments import ast as A
 from segmentum.segments.catalog import ANALYTICS, Catalog, FieldInfo, SourceInfo
 from segmentum.segments.passes import CONTACT, ORDER_ITEMS, CheckedRule, Context
@@ -482,7 +483,7 @@ class Compiler:
                 lo = min(live, key=lambda f: f.bounds.lo).bounds
                 r = r.filter(r["#ts"] >= _ts(lo.lo) if lo.lo_incl else r["#ts"] > _ts(lo.lo))
             if completed:
-                r = r.filter(r["#status"].isnull() | (r["#status"] == "completed"))
+                r = r.filter(is_purchase(r["#status"]))
         typed = len(types) == 1
         # each distinct row test is computed once, as a column, and shared by the facts
         # that use it (the database does not share them between aggregate filters)
@@ -516,7 +517,7 @@ class Compiler:
             out.append((("type", fact.event_type),
                         r["#type"] == ibis.literal(fact.event_type, type="string")))
         if fact.completed and not completed:
-            out.append(("completed", r["#status"].isnull() | (r["#status"] == "completed")))
+            out.append(("completed", is_purchase(r["#status"])))
         if fact.where is not None:
             out.append((("where", fact.where),
                         self._cond(fact.where, self._source_of(fact), _RowEnv(r))))

@@ -27,6 +27,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from segmentum.data.schema import is_purchase
 from segmentum.analytics.clv._common import compress
 from segmentum.analytics.clv.bgnbd import BGNBD
 from segmentum.analytics.clv.summary import (
@@ -227,7 +228,7 @@ def _tracking(
     o = orders
     conds = [o.ordered_at < _ts_literal(end), o.contact_id.notnull()]
     if "status" in o.columns:
-        conds.append(o.status.fill_null("completed") == "completed")
+        conds.append(is_purchase(o.status))
     o = o.filter(*conds)
     if by_day:  # DATE values: far cheaper than truncating time-zone-aware timestamps
         tx = o.select(contact_id=o.contact_id, day=o.ordered_at.date()).distinct()

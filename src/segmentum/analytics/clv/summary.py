@@ -48,6 +48,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 
+from segmentum.data.schema import is_purchase
 from segmentum.errors import UsageError
 
 __all__ = ["summary_from_transactions", "summary_from_orders", "to_utc_timestamp"]
@@ -221,7 +222,7 @@ def summary_from_orders(
     o = orders
     conds = [o.ordered_at < _ts_literal(obs), o.contact_id.notnull(), o.ordered_at.notnull()]
     if completed_only and "status" in o.columns:
-        conds.append(o.status.fill_null("completed") == "completed")
+        conds.append(is_purchase(o.status))
     o = o.filter(*conds)
     o = o.mutate(
         in_cal=o.ordered_at < _ts_literal(cal), value=o.total.cast("float64").fill_null(0.0)

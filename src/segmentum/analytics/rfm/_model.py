@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from segmentum.data.schema import is_purchase
 from segmentum.analytics.rfm._edges import bin_counts, quantile_edges
 from segmentum.analytics.rfm._segment_map import AXES, NO_ORDERS, SegmentMap, load_segment_map
 from segmentum.errors import NotFittedError, UsageError, WorkspaceError
@@ -190,7 +191,7 @@ def order_metrics(
     as_of_ts = ibis.literal(as_of, type="timestamp('UTC')")
     counted = orders.filter(orders.ordered_at < as_of_ts)
     if "status" in orders.columns:
-        counted = counted.filter(counted.status.isnull() | (counted.status == "completed"))
+        counted = counted.filter(is_purchase(counted.status))
     per = counted.group_by("contact_id").agg(
         _last=lambda t: t.ordered_at.max(),
         frequency=lambda t: t.count(),
