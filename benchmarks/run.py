@@ -9,6 +9,8 @@ Suites:
              peak memory — for each --sizes value (default 100000 and 1000000 contacts)
   analytics  RFM, cohorts, drill-down, CLV fit+predict: time and peak memory, and the ratio of
              an idiomatic pandas RFM (data already in memory) to Segmentum's in the same run
+  segments   the iPhone rule and 20 saved segments refreshed together, against idiomatic
+             pandas and PostgreSQL 15 with indexes (members checked equal), as ratios
 """
 
 from __future__ import annotations
@@ -157,7 +159,59 @@ def suite_analytics(sizes: list[int], work: Path) -> list[Result]:
     return results
 
 
-SUITES = {"ingest": suite_ingest, "analytics": suite_analytics}
+def suite_segments(sizes: list[int], work: Path) -> list[Result]:
+    """The iPhone rule and 20 saved segments: engine vs idiomatic pandas vs PostgreSQL 15
+    (Debian's packages, a throwaway cluster with indexes), same data, same run. Members are
+    compared by digest: a baseline that disagrees with the engine is reported, not timed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import postgres
+
+    results: list[Result] = []
+    for n in sizes:
+        ws = _workspace(n, work, ("products", "contacts", "orders", "order_items", "events", "deals"))
+        os.environ["SEGMENTUM_BENCH_DATA"] = str(work / f"data-{n}-parquet")
+        runs: dict[str, dict] = {}
+        for key in ("seg_iphone", "seg_20", "seg_pandas_iphone", "seg_pandas_20"):
+            runs[key], runs[key]["rss"] = step(key, ws, work)
+        shutil.rmtree(work / f"pg-{n}", ignore_errors=True)
+        try:  # installs Debian's postgresql first when it is missing (as root)
+            pg = postgres.Cluster.start(work / f"pg-{n}")
+        except (SystemExit, Exception) as exc:
+            console.print(f"[yellow]PostgreSQL baseline skipped: {exc}[/]")
+            pg = None
+        if pg:
+            os.environ["SEGMENTUM_BENCH_PG"] = pg.dsn
+            try:
+                for key in ("seg_pg_load", "seg_pg_iphone", "seg_pg_20"):
+                    runs[key], runs[key]["rss"] = step(key, ws, work)
+            finally:
+                pg.stop(remove=True)
+        for what, target_s, label in (("iphone", 1.0, "iPhone rule"), ("20", 10.0, "20 segments")):
+            eng = runs[f"seg_{what}"]
+            ok = (eng["seconds"] <= target_s * 1.5 and eng["rss"] < 4096) if n >= 1_000_000 else None
+            results.append(Result("segments", f"{label} (segmentum)", n, eng["rows"], eng["seconds"],
+                                  eng["rss"], f"~{target_s:g} s at 1M" if what == "iphone" else "< 10 s at 1M", ok))
+            for base, need in (("pandas", 10), ("pg", 5)):
+                r = runs.get(f"seg_{base}_{what}")
+                if r is None:
+                    continue
+                same = r["digests"] == eng["digests"]
+                name = "pandas, in memory" if base == "pandas" else "PostgreSQL 15, warm"
+                extra = f"load {r['load_seconds']:.1f} s" if base == "pandas" else f"cold {r['cold_seconds']:.1f} s"
+                rss = r["rss"] if base == "pandas" else r.get("server_peak_mib") or r["rss"]
+                results.append(Result("segments", f"{label} ({name}; {extra})", n, r["rows"], r["seconds"], rss))
+                ratio = r["seconds"] / eng["seconds"]
+                verdict = f"{label}: {base}/segmentum = {ratio:.1f}x" + ("" if same else " - MEMBERS DIFFER")
+                ok = (same and ratio >= need) if n >= 1_000_000 else (None if same else False)
+                results.append(Result("segments", verdict, n, None, 0.0, 0.0, f">= {need}x at 1M", ok))
+        if "seg_pg_load" in runs:
+            r = runs["seg_pg_load"]
+            results.append(Result("segments", "PostgreSQL load (COPY, indexes, ANALYZE)", n, r["rows"], r["seconds"], r["rss"]))
+        print_table(results)
+    return results
+
+
+SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "segments": suite_segments}
 
 
 def print_table(results: list[Result]) -> None:

@@ -264,14 +264,17 @@ PG_INDEXES = [
 
 
 def _copy(conn, table: str, path: Path, batch_rows: int = 200_000) -> int:
-    """Stream one Parquet file into a table with COPY ... (FORMAT csv)."""
+    """Stream one Parquet file into a table with COPY ... (FORMAT csv): the columns the
+    table declares (a custom attribute no rule uses is left out)."""
     pf = pq.ParquetFile(path)
-    cols = [f.name for f in pf.schema_arrow]
+    declared = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+    cols = [f.name for f in pf.schema_arrow if f.name in declared]
     quoted = ", ".join(f'"{c}"' for c in cols)
     n = 0
     sql = f"COPY {table} ({quoted}) FROM STDIN WITH (FORMAT csv)"
     with conn.cursor() as cur, cur.copy(sql) as cp:
-        for batch in pf.iter_batches(batch_size=batch_rows):
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
             buf = io.BytesIO()
             pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
             cp.write(buf.getbuffer())

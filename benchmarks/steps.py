@@ -123,6 +123,54 @@ def _seg_pg(ws, as_of, names):
             "sizes": res.sizes(), "digests": res.digests(), "per": res.per}
 
 
+def _saved(ws):
+    """Every benchmark rule saved afresh (no membership history), dependencies first."""
+    from segments_rules import RULES, order
+
+    from segmentum.segments import SegmentEngine
+
+    engine = SegmentEngine(ws)
+    for name in reversed(order([n for n in engine.store.names() if n in RULES])):
+        engine.delete(name)
+    for name in order():
+        engine.create(name, RULES[name].text)
+    return engine
+
+
+def step_seg_iphone(ws, as_of):
+    """The iPhone rule through the engine: parse, check, compile, run; the member ids come
+    back to Python (as the baselines' do)."""
+    from segments_baselines import IPHONE, members_digest
+    from segments_rules import RULES
+
+    from segmentum.segments import SegmentEngine
+
+    _bench_data(ws, as_of)  # rfm / clv exist (outside the timer)
+    engine = SegmentEngine(ws)
+
+    def run():
+        ids = engine.members(RULES[IPHONE[0]].text, as_of=as_of).to_pyarrow().column(0)
+        return ids.to_pylist()
+
+    s, ids = _timed(run)
+    return {"seconds": s, "rows": len(ids), "sizes": {IPHONE[0]: len(ids)},
+            "digests": {IPHONE[0]: members_digest(ids)}}
+
+
+def step_seg_20(ws, as_of):
+    """`segment refresh` of the 20 saved segments together (shared scans, one transaction),
+    membership intervals written; then the members read back for the digests."""
+    from segments_baselines import TWENTY, members_digest
+
+    _bench_data(ws, as_of)
+    engine = _saved(ws)
+    s, results = _timed(lambda: engine.refresh(TWENTY, as_of))
+    members = {n: engine.current_members(n).to_pyarrow().column(0).to_pylist() for n in TWENTY}
+    return {"seconds": s, "rows": sum(r.size for r in results if r.segment in TWENTY),
+            "sizes": {n: len(m) for n, m in members.items()},
+            "digests": {n: members_digest(m) for n, m in members.items()}}
+
+
 def step_seg_pandas_iphone(ws, as_of):
     """The iPhone rule in pandas (data already in memory; load_seconds apart)."""
     from segments_baselines import IPHONE

@@ -43,3 +43,50 @@ def make_ws(tmp_path):
     yield build
     for ws in opened:
         ws.close()
+
+
+@pytest.fixture(scope="session")
+def spark_workspace(tmp_path_factory):
+    """``spark_workspace(database, tables=None)``: a workspace on the test run's one local
+    Spark session (Spark keeps one session per process, so they share a warehouse folder and
+    differ by database). ``tables`` maps canonical names to existing Parquet folders/files.
+    Without Java or pyspark the Spark tests skip - except in CI, where that is a failure."""
+    import os
+    import shutil
+
+    import yaml
+
+    missing = None
+    if shutil.which("java") is None:
+        missing = "Spark needs Java 17 on PATH (apt-get install openjdk-17-jre-headless)"
+    else:
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            missing = "pyspark is not installed (pip install -e '.[test]')"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    root = tmp_path_factory.mktemp("spark")
+    opened = []
+
+    def build(database: str, tables: dict[str, str] | None = None):
+        cfg = {
+            "backend": "spark",
+            "spark": {
+                "master": "local[2]",
+                "database": database,
+                "conf": {"spark.sql.warehouse.dir": str(root / "warehouse")},
+                "tables": {k: {"path": str(v), "format": "parquet"} for k, v in (tables or {}).items()},
+            },
+        }
+        path = root / f"{database}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        ws = open_workspace(path)
+        opened.append(ws)
+        return ws
+
+    yield build
+    for ws in opened:
+        ws.close()

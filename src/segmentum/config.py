@@ -20,13 +20,32 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from segmentum.errors import ConfigError
 
 DEFAULT_WORKSPACE = "segmentum.duckdb"
 
-__all__ = ["WorkspaceConfig", "SparkSettings", "DEFAULT_WORKSPACE", "resolve_config"]
+__all__ = ["WorkspaceConfig", "SparkSettings", "SparkTable", "DEFAULT_WORKSPACE", "resolve_config"]
+
+
+class SparkTable(BaseModel):
+    """Existing data read as one canonical table: files by ``path`` and ``format``
+    (parquet, delta, orc, ... - whatever the session can read) or a catalog ``table``
+    (e.g. an Iceberg table ``lake.crm.orders`` of a catalog set up in ``conf``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    format: str = "parquet"
+    table: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SparkTable:
+        if bool(self.path) == bool(self.table):
+            raise ValueError("give either path (with format) or table, not both or neither")
+        return self
 
 
 class SparkSettings(BaseModel):
@@ -35,7 +54,12 @@ class SparkSettings(BaseModel):
     master: str = "local[2]"
     database: str = "segmentum"
     app_name: str = "segmentum"
+    # "hive" keeps table definitions in a metastore (clusters); "in-memory" is Spark's
+    # default, and Segmentum re-registers the tables it wrote from the database's folder
+    catalog: Literal["in-memory", "hive"] = "in-memory"
+    log_level: str = "ERROR"
     conf: dict[str, str] = Field(default_factory=dict)
+    tables: dict[str, SparkTable] = Field(default_factory=dict)
 
 
 class WorkspaceConfig(BaseModel):

@@ -431,6 +431,23 @@ def rule_proposal_sent(t) -> set[str]:
     return set(current.loc[current.stage == "proposal_sent", "contact_id"])
 
 
+def rule_back_in_stock_watcher(t) -> set[str]:
+    e = t["events"]
+    views = _last(e[e.type == "product_view"], "occurred_at", 30)
+    stock = views.properties.map(lambda p: json.loads(p).get("in_stock") if p else None)
+    n = _count(views[stock == False])  # noqa: E712 (a view without the property is None)
+    return set(n[n >= 2].index)
+
+
+def rule_inactive_subscriber(t) -> set[str]:
+    c, e = t["contacts"].set_index("contact_id"), t["events"]
+    past = e[(e.occurred_at > AS_OF - days(365)) & (e.occurred_at <= AS_OF - days(120))]
+    sends = _count(past[past.type == "email_send"]).reindex(c.index, fill_value=0)
+    opens = _count(past[past.type == "email_open"]).reindex(c.index, fill_value=0)
+    recent = c.index.isin(_last(e[e.type == "email_open"], "occurred_at", 90).contact_id)
+    return _ids(c.email_opt_in & (sends >= 6) & (opens >= 0.7 * sends) & ~recent)
+
+
 RULES = {
     "apple_fan": rule_apple_fan,
     "new_one_item_buyer": rule_new_one_item_buyer,
@@ -439,7 +456,22 @@ RULES = {
     "offline_regular_lapsed": rule_offline_regular_lapsed,
     "baby_food_churned": rule_baby_food_churned_approx,
     "proposal_sent": rule_proposal_sent,
+    "back_in_stock_watcher": rule_back_in_stock_watcher,
+    "inactive_subscriber": rule_inactive_subscriber,
 }
+
+
+def test_every_planted_label_has_an_independent_rule():
+    assert set(RULES) == {lab.name for lab in LABELS}
+
+
+def test_product_views_record_stock_as_the_catalogue_has_it(persona_data):
+    t = persona_data
+    views = t["events"][t["events"].type == "product_view"].merge(
+        t["products"][["sku", "in_stock"]], on="sku"
+    )
+    recorded = views.properties.map(lambda p: json.loads(p)["in_stock"])
+    assert len(views) and (recorded == views.in_stock).all()
 
 
 def precision_recall(t, label: str) -> tuple[float, float, int]:

@@ -36,9 +36,25 @@ def _global(
 
 
 def _register_all() -> None:
-    from segmentum.cli import clv, cohorts, data, demo, drilldown, report, rfm, segment
+    from segmentum.cli import (
+        clv,
+        cohorts,
+        contact,
+        data,
+        demo,
+        drilldown,
+        export,
+        funnel,
+        persona,
+        report,
+        rfm,
+        segment,
+    )
 
-    for module in (data, demo, rfm, clv, cohorts, drilldown, report, segment):
+    # in the order of the pipeline: data in, analytics, segments, personas, activation
+    for module in (
+        data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export
+    ):
         module.register(app)
 
 

@@ -24,7 +24,6 @@ workspace and the events table's row count, so a load invalidates them.
 from __future__ import annotations
 
 import dataclasses as dc
-import re
 import threading
 from collections.abc import Iterable
 
@@ -106,7 +105,6 @@ DEAL_FIELDS = {
 TABLE_SOURCES = {"orders": "ordered_at", "order_items": "ordered_at", "deals": "updated_at"}
 
 _LINEAGE = frozenset(LINEAGE_COLUMNS)
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def type_name(dtype: dt.DataType) -> str | None:
@@ -325,7 +323,7 @@ class Catalog:
         def compute():
             e = self.wh.table("events")
             rows = e.filter((e.type == event_type) & e.properties.notnull())
-            keys = rows.select(k=rows.properties.map.keys().unnest()).distinct()
+            keys = rows.select(k=self.wh.json_keys(rows.properties).unnest()).distinct()
             values = keys.to_pyarrow().column(0).to_pylist()
             return tuple(sorted(v for v in values if v))
 
@@ -364,7 +362,3 @@ class Catalog:
             hint = suggest(name.lower(), choices)
         return hint
 
-    @staticmethod
-    def plain_key(key: str) -> bool:
-        """True for a JSON key that is safe to address with a JSON path ($.key)."""
-        return bool(_PLAIN_KEY.fullmatch(key))

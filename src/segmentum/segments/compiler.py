@@ -520,7 +520,7 @@ class Compiler:
             out.append(("completed", is_purchase(r["#status"])))
         if fact.where is not None:
             out.append((("where", fact.where),
-                        self._cond(fact.where, self._source_of(fact), _RowEnv(r))))
+                        self._cond(fact.where, self._source_of(fact), _RowEnv(r, self.wh))))
         return out
 
     def _agg(self, fact: Fact, r: ir.Table, pred) -> ir.Value:
@@ -542,9 +542,7 @@ class Compiler:
     def _row_value(self, info: FieldInfo, r: ir.Table, want: str | None) -> ir.Value:
         if info.table != "properties":
             return r[info.column]
-        props = r.properties
-        raw = props[info.column] if Catalog.plain_key(info.column) else props.map[info.column]
-        return _unwrap(raw, want)
+        return self.wh.json_value(r.properties, info.column, want)
 
     # -- pass 3: conditions and values -------------------------------------------------------
     def condition(
@@ -790,28 +788,14 @@ class _ContactEnv:
 class _RowEnv:
     """Row-level names (inside a where filter) → columns of the source rows."""
 
-    def __init__(self, rows: ir.Table) -> None:
+    def __init__(self, rows: ir.Table, wh) -> None:
         self.table = rows
+        self.wh = wh
 
     def field(self, info: FieldInfo, want: str | None) -> ir.Value:
         if info.table != "properties":
             return self.table[info.column]
-        props = self.table.properties
-        raw = props[info.column] if Catalog.plain_key(info.column) else props.map[info.column]
-        return _unwrap(raw, want)
-
-
-def _unwrap(raw: ir.Value, want: str | None) -> ir.Value:
-    """A JSON property as the type it is used as (null when it holds something else)."""
-    if want == "number":
-        return raw.float.coalesce(raw.str.try_cast(F64))
-    if want == "boolean":
-        return raw.bool
-    if want == "timestamp":
-        return raw.str.try_cast(TS)
-    if want is None:
-        return raw.str.coalesce(raw.cast("string"))
-    return raw.str
+        return self.wh.json_value(self.table.properties, info.column, want)
 
 
 def _is_true(x: ir.Value) -> bool:

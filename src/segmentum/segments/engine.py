@@ -417,10 +417,8 @@ class SegmentEngine:
             for n in todo:
                 comp.add(checked[n])
             matrix, cols = comp.matrix({n: checked[n] for n in todo})
-            con = self.ws.warehouse.con
-            table = _run(
-                lambda: con.create_table("_segment_matrix", matrix, temp=True, overwrite=True)
-            )
+            wh = self.ws.warehouse
+            table = _run(lambda: wh.temp_table("_segment_matrix", matrix))
             try:
                 long = ibis.union(
                     *[
@@ -440,7 +438,7 @@ class SegmentEngine:
                     )
                     results[r.segment] = dc.replace(r, warnings=mine)
             finally:
-                con.drop_table("_segment_matrix", force=True)
+                wh.drop_temp("_segment_matrix")
         for n in names:
             if n not in results:
                 size = int(self.store.members(n).count().to_pyarrow().as_py())

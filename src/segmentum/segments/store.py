@@ -384,18 +384,14 @@ class SegmentStore:
         if not names:
             return []
         self.ensure()
-        con = self.wh.con
         try:
-            new = con.create_table(
-                "_segment_long", members.select("segment", "contact_id"), temp=True,
-                overwrite=True,
-            )
+            new = self.wh.temp_table("_segment_long", members.select("segment", "contact_id"))
             m = self._table(MEMBERSHIPS)
             open_rows = m.filter(m.segment.isin([_s(n) for n in names]) & m.exited_at.isnull())
             # the exits (usually few) come out whole, to be written back closed
             exits = open_rows.anti_join(new, ["segment", "contact_id"]).to_pyarrow()
             entries = new.anti_join(open_rows, ["segment", "contact_id"])
-            entries = con.create_table(
+            entries = self.wh.temp_table(
                 "_segment_entries",
                 entries.select(
                     segment=entries.segment,
@@ -406,13 +402,11 @@ class SegmentStore:
                     + _s(f"\x1f{as_of.isoformat()}\x1f")
                     + entries.contact_id,
                 ),
-                temp=True,
-                overwrite=True,
             )
             return self._record(names, as_of, new, exits, entries, started)
         finally:
             for temp in ("_segment_long", "_segment_entries"):
-                con.drop_table(temp, force=True)
+                self.wh.drop_temp(temp)
 
     def _record(self, names, as_of, new, exits, entries, started) -> list[RefreshResult]:
         """Count, then close the exits, open the entries and log - in one transaction."""

@@ -15,6 +15,9 @@ from segmentum.config import WorkspaceConfig
 
 __all__ = ["Warehouse", "UpsertResult", "connect"]
 
+F64 = dt.Float64()
+TS = dt.Timestamp(timezone="UTC")
+
 
 @dataclass(frozen=True)
 class UpsertResult:
@@ -54,6 +57,13 @@ class Warehouse(ABC):
     def insert(self, name: str, obj) -> None:
         self.con.insert(name, obj)
 
+    def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+        """Materialise an expression for this session only (see :meth:`drop_temp`)."""
+        return self.con.create_table(name, expr, temp=True, overwrite=True)
+
+    def drop_temp(self, name: str) -> None:
+        self.con.drop_table(name, force=True)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Writes inside land together or not at all (where the backend has transactions)."""
@@ -70,6 +80,28 @@ class Warehouse(ABC):
     @abstractmethod
     def delete_where(self, name: str, column: str, values: list) -> None:
         """Delete the rows whose ``column`` is one of ``values``."""
+
+    # -- JSON event properties ---------------------------------------------------------------
+    # Event properties are a JSON column on DuckDB and JSON text on Spark (which has no JSON
+    # type); these two methods are the only places that know. Keys are values, never SQL text.
+    def json_keys(self, props: ir.Value) -> ir.ArrayValue:
+        """The keys of a JSON object column, as an array of strings."""
+        return props.map.keys()
+
+    def json_value(self, props: ir.Value, key: str, want: str | None) -> ir.Value:
+        """One property of a JSON object column, as the type it is used as: ``number``,
+        ``boolean``, ``timestamp`` (null when it holds something else), or its text
+        (strings as they are, numbers and booleans as JSON writes them; JSON null is null)."""
+        plain = key.isidentifier() and key.isascii()
+        raw = props[key] if plain else props.map[key]
+        if want == "number":
+            return raw.float.coalesce(raw.str.try_cast(F64))
+        if want == "boolean":
+            return raw.bool
+        text = raw.str.coalesce(raw.cast("string").nullif("null"))
+        if want == "timestamp":
+            return text.try_cast(TS)
+        return text
 
     def close(self) -> None:
         self.con.disconnect()

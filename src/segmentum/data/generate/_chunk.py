@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from segmentum.data.generate._context import Context
 from segmentum.data.generate._deals import draw_deals
-from segmentum.data.generate._events import draw_events
+from segmentum.data.generate._events import draw_events, stamp_stock
 from segmentum.data.generate._guards import guard_events, guard_orders
 from segmentum.data.generate._orders import draw_orders
 from segmentum.data.generate._people import draw_people
@@ -45,7 +45,7 @@ def build_chunk(
     O, I = draw_orders(ctx, rng, P)
     O, I, nudged = guard_orders(ctx, rng, P, O, I)
     E = draw_events(ctx, rng, P, O, I)
-    E = guard_events(ctx, P, O, I, E, nudged)
+    E = stamp_stock(ctx, guard_events(ctx, P, O, I, E, nudged))
     Dl = draw_deals(ctx, rng, P)
 
     contacts = contacts_table(ctx, rng, P)

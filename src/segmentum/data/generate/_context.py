@@ -144,7 +144,11 @@ def build_context(end: _dt.date, catalog_rng: np.random.Generator) -> Context:
     add("email_open", [{"mail_client": m} for d in ref.DEVICE_OS for m in ref.MAIL_CLIENTS[d]])
     add("email_click", [{"link": k} for k in ref.CLICK_LINKS])
     add("page_view", [{"referrer": r} for r in ref.REFERRERS])
-    add("product_view", [{"list": v} for v in ref.VIEW_LISTS])
+    # product views: the list shown (index) + len(VIEW_LISTS) when the product was out of stock
+    add(
+        "product_view",
+        [{"in_stock": stock, "list": v} for stock in (True, False) for v in ref.VIEW_LISTS],
+    )
     add("category_view", [{"sort": s} for s in ("popular", "price_asc", "newest")])
     add("search", [{"results": k} for k in range(61)])
     add(

@@ -1,7 +1,9 @@
 """Draw one chunk's events: newsletter sends/opens/clicks, web and app sessions, product
 views before online orders, web-push subscriptions, and the planted personas' signals.
 
-E-mail opens land around each contact's habitual open hour in their own time zone.
+E-mail opens land around each contact's habitual open hour in their own time zone. Every
+product view records whether the product was in stock (property ``in_stock``), stamped
+last by :func:`stamp_stock`, after the guards may have changed a view's SKU.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from segmentum.data.generate import _reference as ref
 from segmentum.data.generate._catalog import CAT, SLOTS
 from segmentum.data.generate._context import DAY, YEAR, Context
 from segmentum.data.generate._orders import ONLINE, Items, Orders, _pick_skus
-from segmentum.data.generate._people import APPLE, LAPS, OFFL, People
+from segmentum.data.generate._people import APPLE, BACK, LAPS, OFFL, QUIET, People
 from segmentum.data.generate._util import expand
 
 T = {name: i for i, name in enumerate(ref.EVENT_TYPES)}
@@ -113,11 +115,11 @@ def _email(ctx: Context, rng, P: People, parts: _Parts) -> None:
         prop=ctx.prop_base["email_send"] + (rng.random(len(cc)) < 0.5),
     )
 
-    # opens
+    # opens (planted inactive subscribers open nothing after going quiet)
     m = len(cc)
-    p = P.p_open[cc] * np.where(ts > P.engage_end[cc], 0.15, 1.0)
-    opened = rng.random(m) < p
     lab = P.label[cc]
+    p = P.p_open[cc] * np.where(ts > P.engage_end[cc], np.where(lab == QUIET, 0.0, 0.15), 1.0)
+    opened = rng.random(m) < p
     force = ((lab == APPLE) & (ts >= as_of - 80 * DAY) & (ts <= as_of - 4 * DAY)) | (
         (lab == OFFL) & (ts >= as_of - 28 * DAY) & (ts <= as_of - 3 * DAY)
     )
@@ -350,5 +352,47 @@ def _persona_signals(ctx: Context, rng, P: People, parts: _Parts) -> None:
     dev = np.where(rng.random(len(cc)) < 0.5, P.phone_os[cc], P.desktop_os[cc])
     _session_events(ctx, rng, P, parts, cc, t, np.zeros(len(cc), bool), dev, (1.0, 1.5, 0.3, 0.2))
 
+    # back-in-stock watchers: 2-4 views of one out-of-stock product of their interest in the
+    # last 28 days (a product page they keep coming back to)
+    c = np.flatnonzero(P.label == BACK)
+    slot = np.minimum((rng.random(len(c))[:, None] >= P.mix_cum[c]).sum(axis=1), len(SLOTS) - 1)
+    want = np.where(_SLOT_CAT[slot] >= 0, _SLOT_CAT[slot], CAT["Toddler"])
+    sku = _out_of_stock(cat, want, rng.random(len(c)))
+    own, _ = expand(2 + np.minimum(rng.poisson(0.7, len(c)), 2))
+    cc = c[own]
+    t = as_of - (DAY * rng.uniform(0.5, 28, len(cc))).astype(np.int64)
+    app = P.app_user[cc] & (rng.random(len(cc)) < 0.5)
+    dev = np.where(app | (rng.random(len(cc)) < 0.55), P.phone_os[cc], P.desktop_os[cc])
+    parts.add(
+        cc,
+        t,
+        "product_view",
+        np.where(app, S["app"], S["web"]),
+        device=dev,
+        sku=sku[own],
+        cat=cat.category[sku[own]],
+        prop=ctx.prop_base["product_view"] + rng.integers(0, len(ref.VIEW_LISTS), len(cc)),
+    )
 
-__all__ = ["D", "Events", "S", "T", "draw_events"]
+
+def _out_of_stock(cat, want: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """An out-of-stock SKU per row from category ``want`` (from any category if it has none).
+
+    SKUs are numbered category by category, so each category's out-of-stock SKUs are a run.
+    """
+    oos = np.flatnonzero(~cat.in_stock)
+    lo = np.searchsorted(cat.category[oos], want, side="left")
+    k = np.searchsorted(cat.category[oos], want, side="right") - lo
+    own = oos[np.minimum(lo + (u * k).astype(np.int64), len(oos) - 1)]
+    return np.where(k > 0, own, oos[(u * len(oos)).astype(np.int64)])
+
+
+def stamp_stock(ctx: Context, E: Events) -> Events:
+    """Record on each product view whether the product was in stock (``in_stock``)."""
+    views = np.flatnonzero((E.type == T["product_view"]) & (E.sku >= 0))
+    out = ~ctx.catalog.in_stock[E.sku[views]]
+    E.prop[views] += np.where(out, len(ref.VIEW_LISTS), 0)
+    return E
+
+
+__all__ = ["D", "Events", "S", "T", "draw_events", "stamp_stock"]

@@ -17,6 +17,10 @@ high_value_woman_big_city   a woman spending 300+ in 400 days lives in the next 
 offline_regular_lapsed      the last of the offline-only buyer's orders was placed online
 lapsing_home_garden         recent searches become category views
 apple_fan                   recent iOS e-mail opens/clicks were on a Mac
+inactive_subscriber         a subscriber who used to open most newsletters and went quiet
+                            opens the latest one (sent in the last 85 days)
+back_in_stock_watcher       repeat views of out-of-stock products in the last 40 days were of
+                            an in-stock product of the same category (the first view stays)
 ==========================  ==================================================================
 
 The nudged counts go into the manifest, so the intervention is visible.
@@ -28,10 +32,20 @@ import numpy as np
 
 from segmentum.data.generate._catalog import CAT
 from segmentum.data.generate._context import DAY, Context
-from segmentum.data.generate._events import D, Events, T
+from segmentum.data.generate._events import D, Events, S, T
 from segmentum.data.generate._orders import COMPLETED, OFFLINE, ONLINE, Items, Orders, sort_orders
-from segmentum.data.generate._people import APPLE, BABY, HVW, LAPS, NEW1, OFFL, People
-from segmentum.data.generate._util import count_by, last_in_group, sum_by
+from segmentum.data.generate._people import (
+    APPLE,
+    BABY,
+    BACK,
+    HVW,
+    LAPS,
+    NEW1,
+    OFFL,
+    QUIET,
+    People,
+)
+from segmentum.data.generate._util import count_by, first_in_group, last_in_group, sum_by
 
 # Lower bounds of the "top" frequency and monetary terciles, with margin (the base's top
 # tercile starts above 8 orders and 430 EUR among buyers, 5 orders and 250 EUR among all).
@@ -92,6 +106,7 @@ def guard_events(
 ) -> Events:
     as_of, n = ctx.as_of, P.n
     cat = ctx.catalog
+    E = _open_latest_newsletter(ctx, P, E, nudged)
     opens = E.type == T["email_open"]
 
     # offline_regular_lapsed
@@ -154,4 +169,60 @@ def guard_events(
     E.device[email] = D["macOS"]
     E.prop[email & opens] = ctx.prop_base["email_open"] + D["macOS"] * 2  # Apple Mail on a Mac
     nudged["apple_fan"] = int(hit.sum())
+
+    # back_in_stock_watcher
+    view = (E.type == T["product_view"]) & (E.sku >= 0) & (E.t > as_of - 40 * DAY)
+    view &= ~cat.in_stock[np.maximum(E.sku, 0)]
+    hit = (P.label != BACK) & (count_by(E.contact, n, view) >= 2)
+    rows = np.flatnonzero(view & hit[E.contact])
+    swap = rows[~first_in_group(E.contact[rows])]
+    E.sku[swap] = _in_stock_twin(cat, E.sku[swap])
+    nudged["back_in_stock_watcher"] = int(hit.sum())
     return E
+
+
+def _open_latest_newsletter(ctx: Context, P: People, E: Events, nudged: dict[str, int]) -> Events:
+    """inactive_subscriber: a background subscriber who opened 55%+ of the newsletters sent
+    370-115 days ago and none in the last 95 days opens the latest one sent in the last 85."""
+    as_of, n = ctx.as_of, P.n
+    sends, opens = E.type == T["email_send"], E.type == T["email_open"]
+    past = (E.t > as_of - 370 * DAY) & (E.t <= as_of - 115 * DAY)
+    n_sent = count_by(E.contact, n, sends & past)
+    n_open = count_by(E.contact, n, opens & past)
+    quiet = count_by(E.contact, n, opens & (E.t > as_of - 95 * DAY)) == 0
+    hit = (P.label != QUIET) & P.email_opt_in & (n_sent >= 5) & (n_open >= 0.55 * n_sent) & quiet
+    rows = np.flatnonzero(sends & (E.t > as_of - 85 * DAY) & (E.t < as_of - DAY) & hit[E.contact])
+    rows = rows[last_in_group(E.contact[rows])]  # events are sorted by contact, then time
+    nudged["inactive_subscriber"] = len(rows)
+    if len(rows) == 0:
+        return E
+    c = E.contact[rows]
+    dev = P.email_os[c]
+    k = len(rows)
+    new = Events(
+        contact=c,
+        t=E.t[rows] + 2 * 3600,
+        type=np.full(k, T["email_open"], np.int64),
+        source=np.full(k, S["email"], np.int64),
+        device=dev,
+        sku=np.full(k, -1, np.int64),
+        cat=np.full(k, -1, np.int64),
+        camp=E.camp[rows],
+        query=np.full(k, -1, np.int64),
+        url=np.full(k, -1, np.int64),
+        prop=ctx.prop_base["email_open"] + dev * 2,
+    )
+    both = Events(
+        *(np.concatenate([getattr(E, f), getattr(new, f)]) for f in E.__dataclass_fields__)
+    )
+    key = (both.contact << 40) | (both.t - ctx.tz_day0)
+    return both.take(np.argsort(key, kind="stable"))
+
+
+def _in_stock_twin(cat, sku: np.ndarray) -> np.ndarray:
+    """The nearest in-stock SKU of the same category (SKUs are numbered category by category)."""
+    stocked = np.flatnonzero(cat.in_stock)
+    pos = np.searchsorted(stocked, sku)
+    after = stocked[np.minimum(pos, len(stocked) - 1)]
+    before = stocked[np.maximum(pos - 1, 0)]
+    return np.where(cat.category[after] == cat.category[sku], after, before)

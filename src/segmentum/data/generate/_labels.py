@@ -80,7 +80,7 @@ LABELS: tuple[Label, ...] = (
         0.025,
         "000",
         "Loyal big spender (top frequency and monetary) whose last baskets were mostly baby "
-        "food and who stopped buying 6-12 months ago: the child has outgrown baby food.",
+        "food and who stopped buying 9-11 months ago: the child has outgrown baby food.",
         "rfm(levels=3).f = 3 and rfm(levels=3).m = 3 and days_since(last order) > 180 "
         "and clv.prob_alive < 0.3",
     ),
@@ -93,8 +93,30 @@ LABELS: tuple[Label, ...] = (
         "proposal, not closed yet. A retargeting audience.",
         'deal.stage = "proposal_sent"',
     ),
+    Label(
+        "back_in_stock_watcher",
+        8,
+        0.02,
+        "002",
+        "Came back at least twice in the last 30 days to a product page while the product was "
+        "out of stock (the view's in_stock property is false): tell them when it is back.",
+        "count(product_view where in_stock = false, last 30 days) >= 2",
+    ),
+    Label(
+        "inactive_subscriber",
+        9,
+        0.02,
+        "002",
+        "Used to open nearly every newsletter (70%+ of those sent from a year to four months "
+        "ago), has opened none in the last 3 months, and is still subscribed.",
+        "email_opt_in and count(email_send, between 365 and 120 days ago) >= 6 and "
+        "count(email_open, between 365 and 120 days ago) >= "
+        "0.7 * count(email_send, between 365 and 120 days ago) and no(email_open, last 90 days)",
+    ),
 )
 BY_NAME = {lab.name: lab for lab in LABELS}
 BY_CODE = {lab.code: lab for lab in LABELS}
-# Labels 1-6 are mutually exclusive personas; proposal_sent is drawn independently of them.
+# Every label but proposal_sent is one of mutually exclusive personas; proposal_sent is drawn
+# independently of them.
 EXCLUSIVE = tuple(lab for lab in LABELS if lab.name != "proposal_sent")
+CODES = max(BY_CODE) + 1  # persona codes run 0 (background) .. CODES - 1

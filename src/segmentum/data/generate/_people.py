@@ -12,11 +12,12 @@ import numpy as np
 from segmentum.data.generate import _reference as ref
 from segmentum.data.generate._catalog import SLOT, SLOTS
 from segmentum.data.generate._context import DAY, YEAR, Context
-from segmentum.data.generate._labels import EXCLUSIVE
+from segmentum.data.generate._labels import CODES, EXCLUSIVE
 from segmentum.data.generate._util import NEVER, cum_rows, pick_rows
 
-# persona codes
+# persona codes (as in _labels.py; 7 is proposal_sent, drawn apart from these)
 BG, APPLE, NEW1, HVW, LAPS, OFFL, BABY = range(7)
+BACK, QUIET = 8, 9  # back_in_stock_watcher, inactive_subscriber
 # buyer classes
 NONE, ONE_OFF, OCCASIONAL, LOYAL, PERSONA = range(5)
 CLASS_NAMES = ("never_bought", "one_off", "occasional", "loyal", "persona")
@@ -29,8 +30,8 @@ _IN = {name: i for i, name in enumerate(ref.INTERESTS)}
 def _table(
     rows: dict[int, dict[str, float]], names: dict[str, int], default: list[float]
 ) -> np.ndarray:
-    """Per-persona probability table (7 rows) over named outcomes."""
-    out = np.tile(np.array(default, dtype=np.float64), (7, 1))
+    """Per-persona probability table (a row per persona code) over named outcomes."""
+    out = np.tile(np.array(default, dtype=np.float64), (CODES, 1))
     for code, probs in rows.items():
         out[code] = 0.0
         for k, v in probs.items():
@@ -180,11 +181,11 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     # -- persona ------------------------------------------------------------------------
     shares = np.array([lab.share for lab in EXCLUSIVE])
     edges = np.cumsum(shares)
-    label = np.searchsorted(edges, u(n), side="right") + 1
-    label[label > len(EXCLUSIVE)] = BG
-    label = label.astype(np.int64)
+    codes = np.array([BG] + [lab.code for lab in EXCLUSIVE], dtype=np.int64)
+    pick = np.searchsorted(edges, u(n), side="right") + 1
+    label = codes[np.where(pick > len(EXCLUSIVE), 0, pick)]
     proposal = u(n) < 0.015
-    is_ = {code: label == code for code in range(7)}
+    is_ = {code: label == code for code in range(CODES)}
 
     # -- where ----------------------------------------------------------------------------
     city = rng.choice(len(ctx.city_name), size=n, p=ctx.city_p)
@@ -209,7 +210,14 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
 
     created = start + (span * u(n) ** 0.8).astype(np.int64)
     created[is_[NEW1]] = as_of - (DAY * rng.uniform(8, 60, int(is_[NEW1].sum()))).astype(np.int64)
-    for code, lo, hi in ((HVW, 0.0, 0.6), (OFFL, 0.0, 0.4), (LAPS, 0.0, 0.45), (APPLE, 0.0, 0.85)):
+    for code, lo, hi in (
+        (HVW, 0.0, 0.6),
+        (OFFL, 0.0, 0.4),
+        (LAPS, 0.0, 0.45),
+        (APPLE, 0.0, 0.85),
+        (QUIET, 0.0, 0.55),  # signed up 16+ months ago: a year of opens to look back on
+        (BACK, 0.0, 0.9),
+    ):
         m = is_[code]
         created[m] = start + (span * rng.uniform(lo, hi, int(m.sum()))).astype(np.int64)
 
@@ -220,10 +228,12 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     )
     clamp_age = np.full(n, 1000, dtype=np.int64)
     stop = np.full(n, NEVER, dtype=np.int64)
-    # baby_food_churned: stopped 195-345 days ago at a child age of 12-15 months
+    # baby_food_churned: stopped 9-11 months (275-340 days) ago at a child age of 12-15
+    # months: past the default quantile RFM's R1 edge (~240-265 days with them in the base),
+    # so they are R1F3M3
     mb = is_[BABY]
     nb = int(mb.sum())
-    stop[mb] = as_of - (DAY * rng.uniform(195, 345, nb)).astype(np.int64)
+    stop[mb] = as_of - (DAY * rng.uniform(275, 340, nb)).astype(np.int64)
     child_birth[mb] = stop[mb] - (MONTH * rng.uniform(12.0, 15.0, nb)).astype(np.int64)
     created[mb] = np.maximum(
         start, child_birth[mb] - (DAY * rng.uniform(0, 90, nb)).astype(np.int64)
@@ -297,9 +307,10 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
     opted[is_[HVW]] = u(int(is_[HVW].sum())) < 0.8
     opted[is_[LAPS]] = u(int(is_[LAPS].sum())) < 0.6
     opted[mb] = u(nb) < 0.7
+    opted[is_[QUIET]] = True
     sub_start = created + 60
     unsub = opted & (u(n) < np.where(contest, 0.30, 0.12))
-    unsub[ma | is_[OFFL]] = False
+    unsub[ma | is_[OFFL] | is_[QUIET]] = False
     sub_end = np.where(unsub, sub_start + (u(n) * (as_of - sub_start)).astype(np.int64), as_of)
     email_opt_in = opted & ~unsub
     p_open = np.clip(rng.beta(1.3, 5.5, n) * ch[:, 5].astype(float)[channel], 0.0, 0.95)
@@ -310,6 +321,10 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
         cls == NONE, created + (rng.exponential(120, n) * DAY).astype(np.int64), engage_end
     )
     engage_end[is_[OFFL] | ma | is_[NEW1]] = NEVER
+    # inactive_subscriber: opened 88-98% of the newsletters, none since 95-118 days ago
+    mq = is_[QUIET]
+    p_open[mq] = rng.uniform(0.88, 0.98, int(mq.sum()))
+    engage_end[mq] = as_of - (DAY * rng.uniform(95, 118, int(mq.sum()))).astype(np.int64)
     hu = u(n)
     open_hour = np.where(
         hu < 0.40,
@@ -356,7 +371,7 @@ def draw_people(ctx: Context, rng: np.random.Generator, n: int, g0: int) -> Peop
         np.minimum(as_of, created + (rng.exponential(90, n) * DAY).astype(np.int64)),
         web_end,
     )
-    web_end[is_[OFFL]] = as_of
+    web_end[is_[OFFL] | is_[BACK]] = as_of
     web_end[mb] = stop[mb] + (DAY * rng.uniform(0, 60, nb)).astype(np.int64)
     web_rate = (
         rng.gamma(1.5, 3.0, n) * np.where(cls == LOYAL, 1.5, 1.0) * np.where(offline_ch, 0.5, 1.0)

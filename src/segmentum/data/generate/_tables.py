@@ -20,7 +20,7 @@ from segmentum.data.generate._catalog import CATEGORIES, Catalog
 from segmentum.data.generate._context import Context
 from segmentum.data.generate._deals import Deals
 from segmentum.data.generate._events import Events
-from segmentum.data.generate._labels import BY_CODE
+from segmentum.data.generate._labels import BY_CODE, BY_NAME
 from segmentum.data.generate._orders import CHANNEL_NAMES, STATUS_NAMES, Items, Orders
 from segmentum.data.generate._people import CLASS_NAMES, LOYAL, OCCASIONAL, PERSONA, People
 from segmentum.data.generate._util import NEVER
@@ -50,6 +50,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("loyalty_tier", STR),
             ("preferred_store", STR),
             ("newsletter_topics", STR),
+            ("ads_opt_in", pa.bool_()),
         ]
     ),
     "products": pa.schema(
@@ -297,6 +298,29 @@ def _names() -> _Names:
     return _NAMES
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def ads_opt_in(rng: np.random.Generator, g: np.ndarray, any_opt_in: np.ndarray) -> np.ndarray:
+    """Consent to advertising use (the custom attribute ``ads_opt_in``): about 70% of the
+    contacts with an e-mail or SMS opt-in, never one without either.
+
+    A SplitMix64 hash of (global contact index, run seed) - read from the chunk generator's
+    seed sequence, not drawn from it - so every other generated value stays as it was and a
+    contact's consent does not depend on the chunking.
+    """
+    seed_seq = getattr(rng.bit_generator, "seed_seq", None)
+    entropy = getattr(seed_seq, "entropy", 0)
+    seed = entropy if isinstance(entropy, int) else int(np.sum(np.asarray(entropy, np.uint64)))
+    mix = np.uint64((seed * 0x9E3779B97F4A7C15 + 0xD1B54A32D192ED03) & _MASK64)
+    z = (np.asarray(g, dtype=np.int64) + 1).astype(np.uint64) ^ mix
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return (u < 0.7) & np.asarray(any_opt_in, dtype=bool)
+
+
 def contacts_table(ctx: Context, rng: np.random.Generator, P: People) -> pa.Table:
     nm = _names()
     n = P.n
@@ -367,6 +391,7 @@ def contacts_table(ctx: Context, rng: np.random.Generator, P: People) -> pa.Tabl
             take(vocab(ref.LOYALTY_TIERS), loyal),
             take(vocab(ctx.stores), pref_store),
             take(nm.topics, topic_idx),
+            pa.array(ads_opt_in(rng, g, P.email_opt_in | P.sms_opt_in)),
         ],
         names=SCHEMAS["contacts"].names,
     )
@@ -444,9 +469,9 @@ def ground_truth_table(P: People) -> pa.Table:
     c1 = np.flatnonzero(P.label > 0)
     c2 = np.flatnonzero(P.proposal)
     contact = np.concatenate([c1, c2])
-    label = np.concatenate([P.label[c1], np.full(len(c2), 7)])
+    label = np.concatenate([P.label[c1], np.full(len(c2), BY_NAME["proposal_sent"].code)])
     order = np.lexsort((label, contact))
-    voc = vocab([""] + [names[k] for k in range(1, 8)])
+    voc = vocab([names.get(k, "") for k in range(max(names) + 1)])
     return pa.Table.from_arrays(
         [contact_ids(P.g0 + contact[order]), take(voc, label[order])],
         names=SCHEMAS["ground_truth"].names,
@@ -454,7 +479,7 @@ def ground_truth_table(P: People) -> pa.Table:
 
 
 def traits_table(ctx: Context, P: People) -> pa.Table:
-    names = ["background"] + [BY_CODE[k].name for k in range(1, 7)]
+    names = ["background"] + [BY_CODE[k].name for k in range(1, max(BY_CODE) + 1)]
     retention = [c[6] for c in ref.CHANNELS]
     child = P.child_birth < NEVER
     return pa.Table.from_arrays(
