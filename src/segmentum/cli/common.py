@@ -8,6 +8,7 @@ User mistakes are raised as :class:`segmentum.errors.SegmentumError` and printed
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import decimal
 import json
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from segmentum.errors import UsageError
+from segmentum.errors import SegmentumError, UsageError
 from segmentum.workspace import Workspace, open_workspace
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "emit_json",
     "to_jsonable",
     "parse_as_of",
+    "json_errors",
 ]
 
 console = Console()
@@ -103,3 +105,17 @@ def to_jsonable(obj: Any) -> Any:
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (no Rich markup, no wrapping)."""
     typer.echo(json.dumps(to_jsonable(obj), ensure_ascii=False))
+
+
+@contextlib.contextmanager
+def json_errors(as_json: bool):
+    """With --json, a mistake is one JSON object on stdout ({"error": {...}}) and exit 2;
+    without, it goes on to ``app.main``, which prints it as one red line."""
+    try:
+        yield
+    except SegmentumError as exc:
+        if not as_json:
+            raise
+        data = exc.to_dict() if hasattr(exc, "to_dict") else {"message": str(exc)}
+        emit_json({"error": {**data, "type": type(exc).__name__}})
+        raise SystemExit(2) from None

@@ -13,7 +13,6 @@ options and prints a table, or one JSON object with ``--json`` (a mistake too:
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +24,10 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    json_errors,
     open_ws,
     parse_as_of,
 )
-from segmentum.errors import SegmentumError
 
 __all__ = ["register", "result_table"]
 
@@ -39,17 +38,6 @@ _REASONS = {
 }
 
 
-@contextlib.contextmanager
-def _errors(as_json: bool):
-    """With --json, a mistake is one JSON object on stdout ({"error": ...}) and exit 2."""
-    try:
-        yield
-    except SegmentumError as exc:
-        if not as_json:
-            raise
-        data = exc.to_dict() if hasattr(exc, "to_dict") else {"message": str(exc)}
-        emit_json({"error": data})
-        raise SystemExit(2) from None
 
 
 def result_table(r) -> Table:
@@ -116,7 +104,7 @@ def register(app: typer.Typer) -> None:
         """Write a segment's audience to a retargeting file, in full or only the changes."""
         from segmentum.activation.exports import export_segment
 
-        with _errors(json_out), open_ws(workspace) as ws:
+        with json_errors(json_out), open_ws(workspace) as ws:
             when = parse_as_of(as_of, default_now=False)
             if json_out:
                 result = export_segment(

@@ -14,7 +14,6 @@ commands to it (``add_commands(persona_app)``).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import math
@@ -32,10 +31,11 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    json_errors,
     open_ws,
     parse_as_of,
 )
-from segmentum.errors import SegmentumError, UsageError
+from segmentum.errors import UsageError
 
 __all__ = ["DEFAULT_TRUTH", "persona_app", "register"]
 
@@ -57,16 +57,6 @@ ParamOpt = Annotated[
 ]
 
 
-@contextlib.contextmanager
-def _errors(as_json: bool):
-    """With --json, a mistake is one JSON object on stdout ({"error": ...}) and exit 2."""
-    try:
-        yield
-    except SegmentumError as exc:
-        if not as_json:
-            raise
-        emit_json({"error": {"message": str(exc), "type": type(exc).__name__}})
-        raise SystemExit(2) from None
 
 
 def _library():
@@ -106,7 +96,7 @@ def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     from segmentum.personas.needs import DataCheck
     from segmentum.personas.store import applied_segments
 
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         lib = _library()
         check = DataCheck(ws)
         applied = applied_segments(ws)
@@ -153,7 +143,7 @@ def show_cmd(
     """A template: description, data needed, parameters, actions and the resolved rule."""
     from segmentum.personas.needs import DataCheck
 
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         t = _library().get(name)
         data = t.to_dict(_params(params))
         missing = DataCheck(ws).missing(t)
@@ -218,7 +208,7 @@ def apply_cmd(
     """Save a template as a segment (checked first); refresh it with `segment refresh`."""
     from segmentum.personas.apply import apply_template
 
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         applied = apply_template(
             ws, name, _params(params), segment=as_name, replace=replace, library=_library()
         )
@@ -295,7 +285,7 @@ def check_cmd(
     """
     from segmentum.personas.evaluate import check_templates
 
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         T = _check_as_of(as_of, truth)
         report = check_templates(ws, _truth(truth), T, templates=templates, library=_library())
         if as_json:

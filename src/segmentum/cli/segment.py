@@ -17,7 +17,6 @@ column, end_column, hint, path}}``, exit code 2).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -34,10 +33,11 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    json_errors,
     open_ws,
     parse_as_of,
 )
-from segmentum.errors import SegmentumError, UsageError
+from segmentum.errors import UsageError
 
 __all__ = ["register", "segment_app", "persona_rules", "ISSUE_RULES"]
 
@@ -82,17 +82,6 @@ def persona_rules(manifest: dict) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def _errors(as_json: bool):
-    """With --json, a mistake is one JSON object on stdout ({"error": ...}) and exit 2."""
-    try:
-        yield
-    except SegmentumError as exc:
-        if not as_json:
-            raise
-        data = exc.to_dict() if hasattr(exc, "to_dict") else {"message": str(exc)}
-        emit_json({"error": data})
-        raise SystemExit(2) from None
 
 
 def _engine(ws):
@@ -147,7 +136,7 @@ def check_cmd(rule: RuleOpt = None, file: FileOpt = None, params: ParamOpt = Non
     """Check a rule against the workspace without running it (errors point at the spot)."""
     from segmentum.segments.printer import to_text
 
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         r, _, _ = _rule_from(rule, file, params)
         checked = _engine(ws).check(r)
         if as_json:
@@ -168,7 +157,7 @@ def preview_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """How many contacts a rule selects (and which), with the SQL it runs."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         r, _, _ = _rule_from(rule, file, params)
         p = _engine(ws).preview(r, as_of=parse_as_of(as_of), sample=sample)
         if as_json:
@@ -199,7 +188,7 @@ def create_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Save a segment (checked first). Run `segment refresh` to record its members."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         r, _, file_description = _rule_from(rule, file, params)
         seg = _engine(ws).create(
             name, r, description=description or file_description, replace=replace
@@ -213,7 +202,7 @@ def create_cmd(
 @segment_app.command("list")
 def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Saved segments with their size at the last refresh."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         rows = _engine(ws).list()
         if as_json:
             emit_json({"segments": rows})
@@ -238,7 +227,7 @@ def show_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = N
     from segmentum.segments.parser import parse
     from segmentum.segments.printer import to_text
 
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         data = _engine(ws).show(name)
         if as_json:
             emit_json(data)
@@ -260,7 +249,7 @@ def show_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = N
 def delete_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = None,
                as_json: JsonOpt = False) -> None:
     """Delete a segment with its membership history."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         _engine(ws).delete(name)
         if as_json:
             emit_json({"deleted": name})
@@ -283,7 +272,7 @@ def members_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """The members of a segment (as recorded by its refreshes)."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         eng = _engine(ws)
         if live:
             eng.get(name)
@@ -319,7 +308,7 @@ def refresh_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute members as of a time and record who entered and who left."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         started = time.perf_counter()
         results = _engine(ws).refresh(names or None, parse_as_of(as_of))
         seconds = time.perf_counter() - started
@@ -343,7 +332,7 @@ def refresh_cmd(
 def history_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Size over time: one row per refresh with entries and exits."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         hist = _engine(ws).history(name)
         if as_json:
             emit_json({"segment": name, "refreshes": hist})
@@ -364,7 +353,7 @@ def explain_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Why a contact is in or out: every condition's value and truth."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         if (name is None) == (rule is None):
             raise UsageError("Give a segment NAME or --rule TEXT (one of them).")
         eng = _engine(ws)
@@ -390,7 +379,7 @@ def evaluate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Precision and recall of the planted personas' rules against ground truth."""
-    with _errors(as_json), open_ws(workspace) as ws:
+    with json_errors(as_json), open_ws(workspace) as ws:
         if not ground_truth.exists():
             raise UsageError(f"No file {os.fspath(ground_truth)!r}.")
         manifest = manifest or ground_truth.parent / "manifest.json"

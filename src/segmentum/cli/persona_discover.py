@@ -1,0 +1,219 @@
+"""`segmentum persona discover`: find personas by clustering contacts on behaviour.
+
+    segmentum persona discover [--k K | --auto] [--seed S] [--sample N] [--as-of T]
+                               [--save] [--save-segments] [--truth groups.parquet] [--json]
+
+``add_commands(persona_app)`` adds the command to the `persona` Typer group. The work is
+:func:`segmentum.personas.run.discover_personas`; the features and the method are described
+in :mod:`segmentum.personas.features` and :mod:`segmentum.personas.discover`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from segmentum.cli.common import (
+    AsOfOpt,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    emit_json,
+    open_ws,
+    parse_as_of,
+)
+from segmentum.errors import UsageError
+from segmentum.personas.run import (
+    CLUSTERS_TABLE,
+    DEFAULT_SAMPLE,
+    PERSONAS_TABLE,
+    DiscoveryResult,
+    discover_personas,
+    save_personas,
+    save_segments,
+    truth_agreement,
+)
+
+__all__ = ["DEFAULT_K", "add_commands", "clusters_table"]
+
+DEFAULT_K = 6
+
+
+def _pct(x) -> str:
+    return "" if x is None or pd.isna(x) else f"{x:.1%}"
+
+
+def _money(x) -> str:
+    return "" if x is None or pd.isna(x) else f"{x:,.2f}"
+
+
+def clusters_table(res: DiscoveryResult) -> Table:
+    """Rich table of the clusters: name, size, shares, mean spend, description."""
+    table = Table(
+        title=f"Personas as of {res.as_of:%Y-%m-%d %H:%M} UTC (K = {res.k}, seed {res.seed})",
+        title_justify="left",
+    )
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("persona", style="bold")
+    table.add_column("contacts", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("revenue share", justify="right")
+    table.add_column("mean spend", justify="right")
+    table.add_column("what sets it apart")
+    for r in res.clusters.itertuples(index=False):
+        table.add_row(
+            str(r.cluster),
+            escape(r.persona),
+            f"{r.contacts:,}",
+            _pct(r.share),
+            _pct(r.revenue_share),
+            _money(r.mean_monetary),
+            escape(r.description),
+        )
+    return table
+
+
+def _silhouette_table(scores: dict[int, float], best: int) -> Table:
+    table = Table(title="Silhouette per K (on the sample; higher is better)", title_justify="left")
+    table.add_column("K", justify="right")
+    table.add_column("silhouette", justify="right")
+    for k, s in sorted(scores.items()):
+        mark = " (chosen)" if k == best else ""
+        table.add_row(str(k), f"{s:.3f}{mark}")
+    return table
+
+
+def _truth_table(agreement: dict, names: dict[int, str]) -> Table:
+    table = Table(title="Largest true group per cluster", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("persona")
+    table.add_column("true group")
+    table.add_column("contacts", justify="right")
+    table.add_column("purity", justify="right")
+    for m in agreement["majority"]:
+        table.add_row(
+            str(m["cluster"]),
+            escape(names.get(m["cluster"], "")),
+            escape(m["group"]),
+            f"{m['contacts']:,}",
+            _pct(m["purity"]),
+        )
+    return table
+
+
+def add_commands(persona_app: typer.Typer) -> None:
+    """Add `discover` to the `persona` command group."""
+
+    @persona_app.command("discover")
+    def discover_cmd(
+        k: Annotated[
+            int | None,
+            typer.Option("--k", "-k", help=f"Number of buyer clusters (default {DEFAULT_K})."),
+        ] = None,
+        auto: Annotated[
+            bool, typer.Option("--auto", help="Pick K in 2..10 by the best silhouette.")
+        ] = False,
+        seed: Annotated[int, typer.Option(help="Seed of the sample and of K-means.")] = 0,
+        sample: Annotated[
+            int, typer.Option(help="Fit on at most this many buyers (a seeded sample).")
+        ] = DEFAULT_SAMPLE,
+        save: Annotated[
+            bool,
+            typer.Option(
+                "--save", help=f"Write tables {PERSONAS_TABLE} and {CLUSTERS_TABLE}."
+            ),
+        ] = False,
+        save_segments_: Annotated[
+            bool,
+            typer.Option(
+                "--save-segments",
+                help="Also save one segment per cluster (persona.cluster = N); implies --save.",
+            ),
+        ] = False,
+        truth: Annotated[
+            str | None,
+            typer.Option(
+                "--truth",
+                help="Ground truth (Parquet/CSV: contact_id, group or label): report the "
+                "adjusted Rand index.",
+            ),
+        ] = None,
+        as_of: AsOfOpt = None,
+        workspace: WorkspaceOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Cluster contacts on behaviour and describe each cluster in plain language."""
+        if auto and k is not None:
+            raise UsageError("Give either --k or --auto, not both.")
+        when = parse_as_of(as_of)
+        ws = open_ws(workspace)
+        try:
+            if json_out:
+                res = discover_personas(
+                    ws, when, k=k or DEFAULT_K, auto=auto, seed=seed, sample=sample
+                )
+            else:
+                with Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    console=console,
+                    transient=True,
+                ) as bar:
+                    task = bar.add_task("Assigning contacts", total=None)
+
+                    def progress(stage: str, done: int, total: int) -> None:
+                        if stage == "contacts":
+                            bar.update(task, completed=done, total=total)
+
+                    res = discover_personas(
+                        ws, when, k=k or DEFAULT_K, auto=auto, seed=seed, sample=sample,
+                        progress=progress,
+                    )
+            agreement = truth_agreement(res, truth) if truth else None
+            segments: list[str] = []
+            if save or save_segments_:
+                save_personas(ws, res)
+            if save_segments_:
+                segments = save_segments(ws, res)
+        finally:
+            ws.close()
+
+        if json_out:
+            out = res.to_dict()
+            out["saved"] = bool(save or save_segments_)
+            out["segments"] = segments
+            out["truth"] = agreement
+            emit_json(out)
+            return
+        console.print(
+            f"{res.buyers:,} buyers of {res.contacts:,} contacts in {res.k} clusters, fitted on "
+            f"{res.sample_size:,} buyers (seed {res.seed}); contacts without a completed order "
+            "are cluster 0.",
+            highlight=False,
+        )
+        if res.silhouette is not None:
+            console.print(_silhouette_table(res.silhouette, res.k))
+        console.print(clusters_table(res))
+        if agreement is not None:
+            console.print(
+                f"Adjusted Rand index against {escape(agreement['file'])}: "
+                f"[bold]{agreement['ari']:.3f}[/] over {agreement['matched']:,} contacts "
+                f"({agreement['groups']} true groups).",
+                highlight=False,
+            )
+            console.print(_truth_table(agreement, res.names()))
+        if save or save_segments_:
+            console.print(
+                f"Saved tables {PERSONAS_TABLE} ({res.contacts:,} rows) and {CLUSTERS_TABLE}; "
+                'rules can use persona.cluster = N or persona.persona = "...".',
+                style="dim",
+                highlight=False,
+            )
+        for name in segments:
+            console.print(f"Saved segment [bold]{escape(name)}[/]", highlight=False)
