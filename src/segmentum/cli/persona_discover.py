@@ -24,6 +24,7 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    json_errors,
     open_ws,
     parse_as_of,
 )
@@ -124,9 +125,7 @@ def add_commands(persona_app: typer.Typer) -> None:
         ] = DEFAULT_SAMPLE,
         save: Annotated[
             bool,
-            typer.Option(
-                "--save", help=f"Write tables {PERSONAS_TABLE} and {CLUSTERS_TABLE}."
-            ),
+            typer.Option("--save", help=f"Write tables {PERSONAS_TABLE} and {CLUSTERS_TABLE}."),
         ] = False,
         save_segments_: Annotated[
             bool,
@@ -148,72 +147,68 @@ def add_commands(persona_app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Cluster contacts on behaviour and describe each cluster in plain language."""
-        if auto and k is not None:
-            raise UsageError("Give either --k or --auto, not both.")
-        when = parse_as_of(as_of)
-        ws = open_ws(workspace)
-        try:
-            if json_out:
-                res = discover_personas(
-                    ws, when, k=k or DEFAULT_K, auto=auto, seed=seed, sample=sample
-                )
-            else:
-                with Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    console=console,
-                    transient=True,
-                ) as bar:
-                    task = bar.add_task("Assigning contacts", total=None)
-
-                    def progress(stage: str, done: int, total: int) -> None:
-                        if stage == "contacts":
-                            bar.update(task, completed=done, total=total)
-
-                    res = discover_personas(
-                        ws, when, k=k or DEFAULT_K, auto=auto, seed=seed, sample=sample,
-                        progress=progress,
-                    )
-            agreement = truth_agreement(res, truth) if truth else None
-            segments: list[str] = []
-            if save or save_segments_:
-                save_personas(ws, res)
-            if save_segments_:
-                segments = save_segments(ws, res)
-        finally:
-            ws.close()
-
+        saving = save or save_segments_
+        with json_errors(json_out):
+            if auto and k is not None:
+                raise UsageError("Give either --k or --auto, not both.")
+            when = parse_as_of(as_of)
+            ws = open_ws(workspace)
+            try:
+                k_ = DEFAULT_K if k is None else k
+                res = _discover(ws, when, k_, auto, seed, sample, quiet=json_out)
+                agreement = truth_agreement(res, truth) if truth else None
+                if saving:
+                    save_personas(ws, res)
+                segments = save_segments(ws, res) if save_segments_ else []
+            finally:
+                ws.close()
         if json_out:
-            out = res.to_dict()
-            out["saved"] = bool(save or save_segments_)
-            out["segments"] = segments
-            out["truth"] = agreement
-            emit_json(out)
-            return
+            emit_json({**res.to_dict(), "saved": saving, "segments": segments, "truth": agreement})
+        else:
+            _show(res, agreement, saving, segments)
+
+
+def _discover(ws, when, k: int, auto: bool, seed: int, sample: int, *, quiet: bool):
+    """discover_personas with a progress bar over the contacts (none when ``quiet``)."""
+    if quiet:
+        return discover_personas(ws, when, k=k, auto=auto, seed=seed, sample=sample)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("Assigning contacts", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "contacts":
+                bar.update(task, completed=done, total=total)
+
+        return discover_personas(
+            ws, when, k=k, auto=auto, seed=seed, sample=sample, progress=progress
+        )
+
+
+def _show(res: DiscoveryResult, agreement: dict | None, saved: bool, segments: list[str]):
+    console.print(
+        f"{res.buyers:,} buyers of {res.contacts:,} contacts in {res.k} clusters, fitted on "
+        f"{res.sample_size:,} buyers (seed {res.seed}); contacts without a completed order "
+        "are cluster 0.",
+        highlight=False,
+    )
+    if res.silhouette is not None:
+        console.print(_silhouette_table(res.silhouette, res.k))
+    console.print(clusters_table(res))
+    if agreement is not None:
         console.print(
-            f"{res.buyers:,} buyers of {res.contacts:,} contacts in {res.k} clusters, fitted on "
-            f"{res.sample_size:,} buyers (seed {res.seed}); contacts without a completed order "
-            "are cluster 0.",
+            f"Adjusted Rand index against {escape(agreement['file'])}: "
+            f"[bold]{agreement['ari']:.3f}[/] over {agreement['matched']:,} contacts "
+            f"({agreement['groups']} true groups).",
             highlight=False,
         )
-        if res.silhouette is not None:
-            console.print(_silhouette_table(res.silhouette, res.k))
-        console.print(clusters_table(res))
-        if agreement is not None:
-            console.print(
-                f"Adjusted Rand index against {escape(agreement['file'])}: "
-                f"[bold]{agreement['ari']:.3f}[/] over {agreement['matched']:,} contacts "
-                f"({agreement['groups']} true groups).",
-                highlight=False,
-            )
-            console.print(_truth_table(agreement, res.names()))
-        if save or save_segments_:
-            console.print(
-                f"Saved tables {PERSONAS_TABLE} ({res.contacts:,} rows) and {CLUSTERS_TABLE}; "
-                'rules can use persona.cluster = N or persona.persona = "...".',
-                style="dim",
-                highlight=False,
-            )
-        for name in segments:
-            console.print(f"Saved segment [bold]{escape(name)}[/]", highlight=False)
+        console.print(_truth_table(agreement, res.names()))
+    if saved:
+        console.print(
+            f"Saved tables {PERSONAS_TABLE} ({res.contacts:,} rows) and {CLUSTERS_TABLE}; "
+            'rules can use persona.cluster = N or persona.persona = "...".',
+            style="dim",
+            highlight=False,
+        )
+    for name in segments:
+        console.print(f"Saved segment [bold]{escape(name)}[/]", highlight=False)

@@ -7,9 +7,9 @@ names ever reach the query. What it holds:
     contact fields   every column of ``contacts`` (custom attributes too; lineage columns
                      left out), also as ``attributes.<name>``; ``age`` (whole years from
                      birth_date, unless a column is named age)
-    scores           ``rfm.*``, ``clv.*``, ``lifestage.*`` from the analytics tables of the
-                     same names (known even when the table is missing, so the error can say
-                     "run `segmentum rfm` first")
+    scores           ``rfm.*``, ``clv.*``, ``lifestage.*``, ``persona.*`` from the analytics
+                     tables of the same names (known even when the table is missing, so the
+                     error can say "run `segmentum rfm` first")
     funnel           ``deal.stage / pipeline / amount / deal_id / updated_at / stage_changed``
     sources          ``orders``, ``order_items``, ``deals`` and every distinct ``events.type``
     row fields       the columns a ``where`` filter may test for each source: event columns
@@ -88,6 +88,11 @@ ANALYTICS: dict[str, dict] = {
             "age_band": "string",
             "last_age_targeted_purchase_at": "timestamp",
         },
+    },
+    # discovered personas: a view over the `personas` table (segmentum.personas.run)
+    "persona": {
+        "command": "segmentum persona discover --save",
+        "columns": {"as_of": "timestamp", "cluster": "number", "persona": "string"},
     },
 }
 

@@ -2,7 +2,8 @@
 
 Writes the six canonical tables (contacts, products, orders, order_items, events, deals) as
 Parquet or CSV, plus ``ground_truth`` (contact_id, label), ``traits`` (hidden true traits per
-contact) and ``manifest.json``. Deterministic for (seed, contacts, end): byte-identical files.
+contact), ``groups`` (contact_id, group: the planted behaviour group, see ``_groups``) and
+``manifest.json``. Deterministic for (seed, contacts, end): byte-identical files.
 Contacts are generated in fixed-size chunks, each from its own seed sequence, and written
 incrementally, so a million contacts fit in bounded memory.
 

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from segmentum.data.generate._context import Context
 from segmentum.data.generate._deals import draw_deals
 from segmentum.data.generate._events import draw_events, stamp_stock
+from segmentum.data.generate._groups import groups_table
 from segmentum.data.generate._guards import guard_events, guard_orders
 from segmentum.data.generate._orders import draw_orders
 from segmentum.data.generate._people import draw_people
@@ -58,6 +59,7 @@ def build_chunk(
         "deals": deals_table(P, Dl, deal0),
         "ground_truth": ground_truth_table(P),
         "traits": traits_table(ctx, P),
+        "groups": groups_table(ctx, P),
     }
     n_deals = int(Dl.deal.max()) + 1 if len(Dl.deal) else 0
     counts = pc.value_counts(tables["ground_truth"].column("label")).to_pylist()

@@ -72,35 +72,37 @@ def _slot_weights(d: dict[str, float]) -> np.ndarray:
     return w
 
 
-# What each interest buys and browses (kids lines are resolved by the child's age).
+# What each interest buys and browses (kids lines are resolved by the child's age). Each
+# interest keeps to its own line (~90% of the weight), so the planted behaviour groups
+# (_groups.py) differ clearly in what they buy and persona discovery can find them.
 _MIX = {
     "kids": _slot_weights(
         {
-            "kids": 0.80,
-            "Home & Garden": 0.08,
-            "Fashion": 0.08,
-            "Car care": 0.02,
-            "Phone accessories": 0.02,
+            "kids": 0.92,
+            "Home & Garden": 0.03,
+            "Fashion": 0.03,
+            "Car care": 0.01,
+            "Phone accessories": 0.01,
         }
     ),
     "electronics": _slot_weights(
         {
             "Phones": 0.03,
-            "Phone accessories": 0.64,
+            "Phone accessories": 0.85,
             "Apple accessories": 0.02,
-            "Home & Garden": 0.1,
-            "Fashion": 0.1,
-            "Car care": 0.06,
+            "Home & Garden": 0.04,
+            "Fashion": 0.04,
+            "Car care": 0.02,
         }
     ),
     "home": _slot_weights(
-        {"Home & Garden": 0.80, "Fashion": 0.08, "Car care": 0.05, "Phone accessories": 0.07}
+        {"Home & Garden": 0.92, "Fashion": 0.03, "Car care": 0.02, "Phone accessories": 0.03}
     ),
     "fashion": _slot_weights(
-        {"Fashion": 0.80, "Home & Garden": 0.10, "Phone accessories": 0.05, "Car care": 0.05}
+        {"Fashion": 0.92, "Home & Garden": 0.04, "Phone accessories": 0.02, "Car care": 0.02}
     ),
     "car": _slot_weights(
-        {"Car care": 0.70, "Home & Garden": 0.15, "Phone accessories": 0.10, "Fashion": 0.05}
+        {"Car care": 0.90, "Home & Garden": 0.05, "Phone accessories": 0.03, "Fashion": 0.02}
     ),
 }
 _MIX_BY_INTEREST = np.stack([_MIX[i] for i in ref.INTERESTS])

@@ -114,6 +114,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "ground_truth": pa.schema([("contact_id", STR), ("label", STR)]),
+    "groups": pa.schema([("contact_id", STR), ("group", STR)]),  # see _groups.py
     "traits": pa.schema(
         [
             ("contact_id", STR),
