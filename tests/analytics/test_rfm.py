@@ -12,6 +12,7 @@ import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +31,7 @@ from segmentum.analytics.rfm import (
     load_thresholds,
     quantile_edges,
     rfm_migration,
+    summarise,
 )
 from segmentum.errors import NotFittedError, UsageError, WorkspaceError
 
@@ -325,6 +327,99 @@ def test_returns_cancellations_as_of_and_no_orders(tmp_path, ws_builder):
     assert mig.matrix.loc[NOT_YET_A_CONTACT].sum() == 1  # late_but_bought
     assert mig.matrix.loc[NO_ORDERS, NO_ORDERS] == 2  # never, only_returned
     ws.close()
+
+
+@pytest.mark.parametrize(
+    ("levels", "monetary", "segment_map"),
+    [
+        (3, "sum", None),
+        (5, "mean", None),
+        (3, "sum", {"segments": [{"name": "Best", "cells": ["R3F[23]M*"]}]}),  # with "Other"
+    ],
+)
+def test_summaries_match_a_groupby_of_the_written_table(rand_ws, levels, monetary, segment_map):
+    """compute_rfm summarises from integer scores; the same numbers come from grouping the
+    `rfm` table it wrote by cell and name (summarise), and from pandas on that table."""
+    ws = rand_ws[0]
+    res = compute_rfm(ws, as_of=AS_OF, levels=levels, monetary=monetary, segment_map=segment_map)
+    table = ws.table("rfm")
+    cells, names = summarise(table, load_segment_map(levels, segment_map))
+    pd.testing.assert_frame_equal(res.cells, cells, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(res.names, names, check_exact=False, rtol=1e-12)
+
+    got = table.to_pandas()
+    by_name = got.groupby("name").agg(
+        contacts=("contact_id", "size"), revenue=("revenue", "sum"), freq=("frequency", "mean")
+    )
+    named = res.names.set_index("name")
+    assert set(named.index[named.contacts > 0]) == set(by_name.index)
+    for name, row in by_name.iterrows():
+        assert named.loc[name, "contacts"] == row.contacts
+        assert named.loc[name, "revenue"] == pytest.approx(row.revenue, rel=1e-12)
+        assert named.loc[name, "mean_frequency"] == pytest.approx(row.freq, rel=1e-12)
+    by_cell = got[got.cell.notna()].groupby("cell").size()
+    per_cell = res.cells.set_index("cell").contacts
+    assert per_cell[per_cell > 0].sort_index().to_dict() == by_cell.sort_index().to_dict()
+    assert per_cell.sum() == int(got.cell.notna().sum())
+
+
+def test_large_totals_stay_exact_to_the_cent(tmp_path, ws_builder):
+    """Money goes through whole cents: sums of big totals are exact, means round half up."""
+    contacts = [{"contact_id": c, "created_at": "2024-01-01"} for c in ("big", "small", "mid")]
+    totals = {"big": [12_345_678_901.23, 87_654_321_098.77, 0.01], "small": [0.01], "mid": [5.0]}
+    orders = [
+        {
+            "order_id": f"{c}{i}",
+            "contact_id": c,
+            "ordered_at": "2024-06-01T12:00:00Z",
+            "total": t,
+            "status": "completed",
+        }
+        for c, ts in totals.items()
+        for i, t in enumerate(ts)
+    ]
+    ws = ws_builder(tmp_path / "ws.duckdb", contacts=contacts, orders=orders)
+    compute_rfm(ws, as_of=AS_OF)
+    got = as_frame(ws)
+    want = {c: sum((Decimal(str(t)) for t in ts), Decimal(0)) for c, ts in totals.items()}
+    for c, total in want.items():
+        assert got.loc[c, "revenue"] == float(total) and got.loc[c, "monetary"] == float(total)
+    assert want["big"] == Decimal("100000000000.01")
+    mean = RFM(monetary="mean").fit_transform(ws, as_of=AS_OF).to_pandas().set_index("contact_id")
+    three = (want["big"] / 3).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert mean.loc["big", "monetary"] == float(three) == 33_333_333_333.34
+    ws.close()
+
+
+def test_rfm_table_is_replaced_whole_or_not_at_all(rand_ws):
+    ws = rand_ws[0]
+
+    def tables() -> set[str]:  # Ibis' in-memory lookups (ibis_*) come and go with Python
+        return {t for t in ws.tables() if not t.startswith("ibis_")}
+
+    compute_rfm(ws, as_of=AS_OF)
+    before = as_frame(ws)
+    names = tables()
+    compute_rfm(ws, as_of=AS_OF)  # a second run replaces the table, leaving nothing behind
+    pd.testing.assert_frame_equal(as_frame(ws), before)
+    assert tables() == names
+    # the text columns are stored uncompressed (choosing a compression cost more than the RFM)
+    ws.warehouse.raw.execute("CHECKPOINT")  # small tables are compressed when checkpointed
+    kinds = dict(
+        ws.warehouse.raw.execute(
+            "SELECT column_name, string_agg(DISTINCT compression) "
+            "FROM pragma_storage_info('rfm') WHERE segment_type = 'VARCHAR' GROUP BY 1"
+        ).fetchall()
+    )
+    assert set(kinds) == {"contact_id", "cell", "name", "r_label", "f_label", "m_label"}
+    assert set(kinds.values()) == {"Uncompressed"}
+    # a write that fails half-way leaves the previous table as it was
+    t = ws.table("rfm")
+    broken = t.mutate(levels=ibis.ifelse(t.frequency > 2, ibis.literal("x"), "3").cast("int64"))
+    with pytest.raises(Exception, match="(?i)conver|cast"):
+        ws.warehouse.rewrite_table("rfm", broken)
+    pd.testing.assert_frame_equal(as_frame(ws), before)
+    assert tables() == names
 
 
 # -- the quantile rule ------------------------------------------------------------------------

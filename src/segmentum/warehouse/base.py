@@ -57,6 +57,12 @@ class Warehouse(ABC):
     def insert(self, name: str, obj) -> None:
         self.con.insert(name, obj)
 
+    def rewrite_table(self, name: str, expr: ir.Table) -> None:
+        """Replace a derived table that is rewritten whole on every run (``rfm``, ...) with
+        the rows of ``expr``, which may read the table it replaces. Backends may store it
+        in a way that is cheaper to write; the columns and types are ``expr``'s."""
+        self.replace_table(name, expr)
+
     def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise an expression for this session only (see :meth:`drop_temp`)."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)

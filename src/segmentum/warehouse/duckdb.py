@@ -7,6 +7,7 @@ spliced into SQL text.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,27 @@ class DuckDBWarehouse(Warehouse):
         self.raw.execute(
             f"DELETE FROM {quote(name)} WHERE {quote(column)} IN (SELECT unnest($1))", [values]
         )
+
+    def rewrite_table(self, name: str, expr: ir.Table) -> None:
+        """A new table with its text columns stored uncompressed, filled by one
+        ``INSERT ... SELECT`` and renamed over the old one, in one transaction (the old table
+        stays until the new one is complete, and ``expr`` may read it).
+
+        Uncompressed because such a table is rewritten on every run and choosing a
+        compression for a million distinct contact ids (DuckDB tries FSST and dictionaries on
+        every text column as it writes) costs as much as the rest of the write; the columns
+        are short (ids, cells, labels), so the table stays small."""
+        columns = ", ".join(
+            f"{quote(col)} {duckdb_type(dtype)}"
+            + (" USING COMPRESSION uncompressed" if dtype.is_string() else "")
+            for col, dtype in expr.schema().items()
+        )
+        staging = f"_{name}_{uuid.uuid4().hex[:12]}"
+        with self.transaction():
+            self.raw.execute(f"CREATE TABLE {quote(staging)} ({columns})")
+            self.insert(staging, expr)
+            self.raw.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+            self.raw.execute(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}")
 
     def upsert(self, name: str, staged: ir.Table, key: tuple[str, ...]) -> UpsertResult:
         """Insert new keys, update changed rows (only the staged columns), count the rest.

@@ -48,7 +48,8 @@ Names and labels
 
 The `rfm` workspace table (one row per contact; ``RFM_COLUMNS``)
     contact_id, as_of, recency_days, frequency, monetary, r, f, m, cell, name, r_label,
-    f_label, m_label, levels, revenue.
+    f_label, m_label, levels, revenue. Written in one INSERT ... SELECT and swapped in
+    atomically; on DuckDB its text columns are stored uncompressed (faster to write).
 """
 
 from segmentum.analytics.rfm._compute import (
