@@ -189,7 +189,7 @@ def suite_segments(sizes: list[int], work: Path) -> list[Result]:
         for what, target_s, label in (("iphone", 1.0, "iPhone rule"), ("20", 10.0, "20 segments")):
             eng = runs[f"seg_{what}"]
             ok = (eng["seconds"] <= target_s * 1.5 and eng["rss"] < 4096) if n >= 1_000_000 else None
-            results.append(Result("segments", f"{label} (segmentum)", n, eng["rows"], eng["seconds"],
+            results.append(Result("segments", f"{label} (segmentum, warm; cold {eng['cold_seconds']:.1f} s)", n, eng["rows"], eng["seconds"],
                                   eng["rss"], f"~{target_s:g} s at 1M" if what == "iphone" else "< 10 s at 1M", ok))
             for base, need in (("pandas", 10), ("pg", 5)):
                 r = runs.get(f"seg_{base}_{what}")
