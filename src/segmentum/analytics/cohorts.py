@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from segmentum.data.schema import is_purchase
+from segmentum.clock import to_utc
 from segmentum.errors import UsageError, did_you_mean
 
 __all__ = [
@@ -179,16 +180,6 @@ def _check_choice(name: str, value: str, choices) -> str:
     return value
 
 
-def _as_utc(as_of: _dt.datetime | None) -> _dt.datetime:
-    if as_of is None:
-        return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    if isinstance(as_of, pd.Timestamp):
-        as_of = as_of.to_pydatetime()
-    if isinstance(as_of, _dt.date) and not isinstance(as_of, _dt.datetime):
-        as_of = _dt.datetime(as_of.year, as_of.month, as_of.day)
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=_dt.UTC)
-    return as_of.astimezone(_dt.UTC)
 
 
 def _completed(orders: ir.Table) -> ir.BooleanValue:
@@ -216,7 +207,7 @@ def cohort_matrix(
     _check_choice("period", period, PERIODS)
     _check_choice("metric", metric, METRICS)
     _check_choice("start", start, STARTS)
-    as_of = _as_utc(as_of)
+    as_of = to_utc(as_of)
     contacts = ws.table("contacts")
     if by not in TIME_COHORTS:
         attributes = [c for c in contacts.columns if c not in _NOT_ATTRIBUTES]

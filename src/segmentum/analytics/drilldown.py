@@ -47,7 +47,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from segmentum.analytics.cohorts import _as_utc, _completed
+from segmentum.analytics.cohorts import _completed
+from segmentum.clock import to_utc
 from segmentum.errors import UsageError, WorkspaceError, did_you_mean
 
 __all__ = [
@@ -227,9 +228,9 @@ def drilldown(
         )
     if min_contacts < 0 or not 0 <= min_share <= 1:
         raise UsageError("min_contacts must be >= 0 and min_share between 0 and 1.")
-    requested = None if as_of is None else _as_utc(as_of)
+    requested = None if as_of is None else to_utc(as_of)
     seg = resolve_segment(ws, segment, requested)
-    as_of = requested or seg.as_of or _as_utc(None)
+    as_of = requested or seg.as_of or to_utc(None)
     if last_orders is None and window_days is None:
         last_orders = DEFAULT_LAST_ORDERS
     recent = recent_orders(ws, as_of, last_orders=last_orders, window_days=window_days)

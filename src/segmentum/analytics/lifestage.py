@@ -52,7 +52,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from segmentum.analytics.cohorts import _as_utc, _completed
+from segmentum.analytics.cohorts import _completed
+from segmentum.clock import to_utc
 from segmentum.errors import UsageError
 
 __all__ = [
@@ -122,7 +123,7 @@ def band_assortment(ws) -> pd.DataFrame:
 
 def estimate_child_ages(ws, as_of: _dt.datetime) -> ir.Table:
     """Per contact with an age-targeted purchase: the lifestage table's rows (lazy)."""
-    as_of = _as_utc(as_of)
+    as_of = to_utc(as_of)
     lit = ibis.literal(as_of)
     orders = ws.table("orders")
     o = orders.filter(_completed(orders), orders.ordered_at < lit).select(
@@ -201,7 +202,7 @@ def lifestage(
     """Estimate children's ages, write table ``lifestage``, compare demand with assortment."""
     if not 0 <= min_demand_share <= 1 or thin_ratio < 0:
         raise UsageError("min_demand_share must be between 0 and 1 and thin_ratio >= 0.")
-    as_of = _as_utc(as_of)
+    as_of = to_utc(as_of)
     est = estimate_child_ages(ws, as_of)
     written = False
     if write:

@@ -41,6 +41,7 @@ import pandas as pd
 
 from segmentum.data.schema import is_purchase
 from segmentum.analytics import charts
+from segmentum.clock import to_utc
 from segmentum.errors import SegmentumError, UsageError
 
 __all__ = [
@@ -138,10 +139,6 @@ def render_template(name: str, **context) -> str:
 
 
 # -- the pieces ------------------------------------------------------------------------------
-def _as_utc(value) -> _dt.datetime:
-    from segmentum.analytics.rfm._model import to_utc
-
-    return to_utc(value)
 
 
 def _completed_orders(ws, as_of: _dt.datetime):
@@ -197,7 +194,7 @@ def _stored_rfm(ws) -> tuple[Any, _dt.datetime, int] | None:
 def default_as_of(ws) -> _dt.datetime:
     """The date of the workspace's `rfm` table, or now when it has none."""
     stored = _stored_rfm(ws)
-    return stored[1] if stored is not None else _as_utc(None)
+    return stored[1] if stored is not None else to_utc(None)
 
 
 @dataclass
@@ -222,9 +219,9 @@ def rfm_summary(ws, as_of=None) -> RFMSummary:
 
     stored = _stored_rfm(ws)
     if as_of is None:
-        as_of = stored[1] if stored is not None else _as_utc(None)
+        as_of = stored[1] if stored is not None else to_utc(None)
     else:
-        as_of = _as_utc(as_of)
+        as_of = to_utc(as_of)
     if stored is not None and stored[1] == as_of:
         scored, _, levels = stored
         cells, names = summarise(scored, load_segment_map(levels))
@@ -278,7 +275,7 @@ def cohort_result(ws, as_of=None, *, period: str = COHORT_PERIOD, metric: str = 
     from segmentum.analytics.cohorts import cohort_matrix
     from segmentum.errors import WorkspaceError
 
-    as_of = _as_utc(as_of)
+    as_of = to_utc(as_of)
     res = cohort_matrix(ws, by=by, period=period, metric=metric, as_of=as_of)
     if res.tidy.empty:
         raise WorkspaceError(
@@ -340,7 +337,7 @@ def clv_holdout(ws, as_of=None, holdout_weeks: int | None = None) -> HoldoutChec
     from segmentum.analytics.clv import calibration_holdout
     from segmentum.errors import WorkspaceError
 
-    as_of = _as_utc(as_of)
+    as_of = to_utc(as_of)
     orders = _completed_orders(ws, as_of)
     first = orders.ordered_at.min().execute()
     if first is None or pd.isna(first):
@@ -470,7 +467,7 @@ def build_report(
         raise UsageError(
             f"holdout_weeks must be a whole number of weeks, 1 or more. Got {holdout_weeks!r}."
         )
-    as_of = default_as_of(ws) if as_of is None else _as_utc(as_of)
+    as_of = default_as_of(ws) if as_of is None else to_utc(as_of)
 
     figures = kpis(ws, as_of)
     sections = [

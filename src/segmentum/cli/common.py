@@ -19,7 +19,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from segmentum.errors import SegmentumError, UsageError
+from segmentum.clock import to_utc
+from segmentum.errors import SegmentumError
 from segmentum.workspace import Workspace, open_workspace
 
 __all__ = [
@@ -60,18 +61,11 @@ def open_ws(workspace: str | None) -> Workspace:
 
 
 def parse_as_of(value: str | None, *, default_now: bool = True) -> _dt.datetime | None:
-    """An ISO date or date-time as an aware UTC datetime (naive input is taken as UTC)."""
-    if value is None:
-        return _dt.datetime.now(_dt.UTC).replace(microsecond=0) if default_now else None
-    try:
-        ts = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"Cannot read {value!r} as a date: use ISO 8601, e.g. 2024-06-30 or 2024-06-30T12:00:00Z."
-        ) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=_dt.UTC)
-    return ts.astimezone(_dt.UTC)
+    """An --as-of option as an aware UTC datetime (see :func:`segmentum.clock.to_utc`);
+    without one: now, or None when ``default_now`` is false."""
+    if value is None and not default_now:
+        return None
+    return to_utc(value)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -37,6 +37,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from segmentum.clock import to_utc
 from segmentum.errors import UsageError
 from segmentum.segments import ast as A
 from segmentum.segments.catalog import ANALYTICS, Catalog
@@ -71,27 +72,6 @@ class EvaluationError(SegmentError):
     """A rule that checks but can't be computed on this data (e.g. a numeric overflow)."""
 
 
-def to_utc(value: Any) -> _dt.datetime:
-    """An as-of time: None = now (to the second); a date = its midnight UTC; naive = UTC."""
-    if value is None:
-        return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, str):
-        try:
-            value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(
-                f"Cannot read {value!r} as a date: use ISO 8601, e.g. 2024-06-30 or "
-                "2024-06-30T12:00:00Z."
-            ) from None
-    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
-        value = _dt.datetime(value.year, value.month, value.day)
-    if not isinstance(value, _dt.datetime):
-        raise UsageError(f"An as-of time is a date or a date-time, not {value!r}.")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return value.astimezone(_dt.UTC)
 
 
 @dc.dataclass

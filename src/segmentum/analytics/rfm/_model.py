@@ -34,6 +34,7 @@ from ibis.common.exceptions import IbisError
 from segmentum.data.schema import is_purchase
 from segmentum.analytics.rfm._edges import bin_counts, quantile_edges
 from segmentum.analytics.rfm._segment_map import AXES, NO_ORDERS, SegmentMap, load_segment_map
+from segmentum.clock import to_utc
 from segmentum.errors import NotFittedError, UsageError, WorkspaceError
 
 __all__ = ["RFM", "RFM_COLUMNS", "load_thresholds", "order_metrics", "to_utc"]
@@ -79,31 +80,6 @@ def _validate_param(name: str, value: Any) -> None:
         )
 
 
-def to_utc(value: Any) -> _dt.datetime:
-    """A date / datetime / ISO string / pandas Timestamp as an aware UTC datetime.
-
-    A date (or a naive date-time) is taken as UTC; ``None`` is now, to the second.
-    """
-    if value is None:
-        return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, str):
-        try:
-            value = _dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise UsageError(
-                f"Cannot read {value!r} as a date: use ISO 8601, e.g. 2024-06-30."
-            ) from None
-    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
-        value = _dt.datetime(value.year, value.month, value.day)
-    if not isinstance(value, _dt.datetime):
-        raise UsageError(
-            f"The as-of date must be a date, a datetime or an ISO string. Got {value!r}."
-        )
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return value.astimezone(_dt.UTC)
 
 
 # -- thresholds -----------------------------------------------------------------------------
