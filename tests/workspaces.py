@@ -3,7 +3,8 @@
 ``canonical_frame(kind, rows)`` turns dicts (or a frame) into the table's canonical columns plus
 lineage (missing columns null; extra keys kept as custom attributes).
 ``build_workspace(path, **tables)`` opens a workspace and inserts the canonical kinds; other
-tables are written as given with ``replace_table``.
+tables are written as given with ``replace_table``. ``generated_workspace(root, contacts, seed)``
+generates the synthetic retailer into ROOT/data and loads it through ingestion into ROOT/ws.duckdb.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from segmentum.data.schema import LINEAGE_COLUMNS, TABLES
 from segmentum.workspace import open_workspace
 
-__all__ = ["canonical_frame", "build_workspace", "LOADED_AT"]
+__all__ = ["canonical_frame", "build_workspace", "generated_workspace", "LOADED_AT"]
 
 LOADED_AT = pd.Timestamp("2000-01-01", tz="UTC")
 
@@ -73,3 +74,20 @@ def build_workspace(path, **tables):
     for name, frame in tables.items():
         ws.warehouse.replace_table(name, frame)
     return ws
+
+
+def generated_workspace(root, contacts: int, seed: int):
+    """Generate ``contacts`` contacts into ROOT/data and load every kind (as `segmentum demo`
+    does) into ROOT/ws.duckdb. Returns (workspace, manifest, data folder)."""
+    from pathlib import Path
+
+    from segmentum.cli.demo import LOAD_ORDER
+    from segmentum.data.generate import generate
+
+    data = Path(root) / "data"
+    generate(data, contacts=contacts, seed=seed)
+    manifest = json.loads((data / "manifest.json").read_text())
+    ws = open_workspace(Path(root) / "ws.duckdb")
+    for kind in LOAD_ORDER:
+        ws.load(kind, data / f"{kind}.parquet")
+    return ws, manifest, data

@@ -11,15 +11,12 @@ group) names what that group buys.
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
 
-from segmentum.cli.demo import LOAD_ORDER
-from segmentum.data.generate import generate
 from segmentum.personas.run import discover_personas, truth_agreement
-from segmentum.workspace import open_workspace
+from tests.workspaces import generated_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +36,8 @@ WORDS = {
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     root = tmp_path_factory.mktemp("discover_generated")
-    generate(root / "data", contacts=20_000, seed=0)
-    manifest = json.loads((root / "data" / "manifest.json").read_text())
-    ws = open_workspace(root / "ws.duckdb")
-    for kind in LOAD_ORDER:
-        ws.load(kind, root / "data" / f"{kind}.parquet")
-    yield ws, pd.Timestamp(manifest["as_of"]).to_pydatetime(), root / "data" / "groups.parquet"
+    ws, manifest, data = generated_workspace(root, contacts=20_000, seed=0)
+    yield ws, pd.Timestamp(manifest["as_of"]).to_pydatetime(), data / "groups.parquet"
     ws.close()
 
 

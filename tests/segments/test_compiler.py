@@ -293,9 +293,13 @@ def test_rule_matches_pandas(engine, oracle, world, rule, expected):
 def test_all_rules_in_one_plan(engines, oracle, world, mode):
     """Every case compiled together (one scan per source table, shared facts), with
     exists / no / purchased as chosen per table, as semi-joins, and as shared counts."""
-    eng = engines[mode]
+    assert_one_plan_matches(engines[mode], oracle, world.as_of)
+
+
+def assert_one_plan_matches(eng, oracle, as_of):
+    """Every case compiled into one plan on ``eng``; each column equals the oracle's set."""
     checked = {f"r{i}": eng.check(rule) for i, (rule, _) in enumerate(CASES)}
-    comp = eng.compiler(world.as_of)
+    comp = eng.compiler(as_of)
     for c in checked.values():
         comp.add(c)
     matrix, cols = comp.matrix(checked)
@@ -397,3 +401,13 @@ def test_explain_agrees_with_membership(engine, world, rule):
         assert ex.member == (cid in members), (cid, ex.render())
         assert ex.lines[0].result == ex.member
         assert all(ln.role in ("condition", "value") for ln in ex.lines)
+
+
+def test_scores_computed_at_another_time_are_flagged(engine, world):
+    """rfm / clv as of T: no warning; the same rule a day later names the table and the fix."""
+    rule = 'rfm.r >= 2 and clv.p_alive < 0.5'
+    assert engine.preview(rule, as_of=world.as_of).warnings == []
+    later = engine.preview(rule, as_of=world.as_of + pd.Timedelta(days=1)).warnings
+    assert len(later) == 2
+    assert later[0].startswith("clv.* values are as of 2024-03-31 12:00:00 UTC")
+    assert "segmentum rfm --as-of 2024-04-01T12:00:00Z" in later[1]

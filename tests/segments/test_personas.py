@@ -14,19 +14,16 @@ order with them in the base), so the cell holds them all.
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
 
 from segmentum.analytics.clv import compute_clv
 from segmentum.analytics.rfm import compute_rfm
-from segmentum.cli.demo import LOAD_ORDER
 from segmentum.cli.segment import persona_rules
-from segmentum.data.generate import generate
 from segmentum.personas.evaluate import check_templates
 from segmentum.segments import SegmentEngine
-from segmentum.workspace import open_workspace
+from tests.workspaces import generated_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +31,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("personas")
-    generate(root / "data", contacts=20_000, seed=0)
-    manifest = json.loads((root / "data" / "manifest.json").read_text())
-    ws = open_workspace(root / "ws.duckdb")
-    for kind in LOAD_ORDER:
-        ws.load(kind, root / "data" / f"{kind}.parquet")
+    ws, manifest, _ = generated_workspace(root, contacts=20_000, seed=0)
     compute_rfm(ws, as_of=manifest["as_of"])
     compute_clv(ws, as_of=manifest["as_of"])
     truth = pd.read_parquet(root / "data" / "ground_truth.parquet")

@@ -11,7 +11,6 @@ inline RFM, CLV scores and deals, must agree contact by contact.
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -21,10 +20,10 @@ from segmentum.analytics.clv import compute_clv
 from segmentum.analytics.rfm import compute_rfm
 from segmentum.cli.demo import LOAD_ORDER
 from segmentum.cli.segment import persona_rules
-from segmentum.data.generate import generate
 from segmentum.segments import SegmentEngine
 from segmentum.workspace import open_workspace
-from tests.segments.test_compiler import CASES, Oracle
+from tests.segments.test_compiler import CASES, Oracle, assert_one_plan_matches
+from tests.workspaces import generated_workspace
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -56,16 +55,7 @@ def test_rule_selects_the_same_contacts_on_spark(world, spark_world, oracle, rul
 
 
 def test_all_rules_in_one_plan_on_spark(world, spark_world, oracle):
-    eng = SegmentEngine(spark_world)
-    checked = {f"r{i}": eng.check(rule) for i, (rule, _) in enumerate(CASES)}
-    comp = eng.compiler(world.as_of)
-    for c in checked.values():
-        comp.add(c)
-    matrix, cols = comp.matrix(checked)
-    got = matrix.to_pandas().set_index("contact_id")
-    for i, (rule, expected) in enumerate(CASES):
-        want = Oracle.members(expected(oracle).reindex(oracle.ids))
-        assert set(got.index[got[cols[f"r{i}"]]]) == want, rule
+    assert_one_plan_matches(SegmentEngine(spark_world), oracle, world.as_of)
 
 
 def test_property_keys_and_explain_on_spark(world, spark_world):
@@ -126,11 +116,7 @@ def test_refresh_records_the_same_entries_and_exits_on_spark(tmp_path, world, sp
 @pytest.fixture(scope="module")
 def retail(tmp_path_factory, spark_workspace):
     root = tmp_path_factory.mktemp("retail")
-    generate(root / "data", contacts=3_000, seed=3)
-    manifest = json.loads((root / "data" / "manifest.json").read_text())
-    ws = open_workspace(root / "ws.duckdb")
-    for kind in LOAD_ORDER:
-        ws.load(kind, root / "data" / f"{kind}.parquet")
+    ws, manifest, _ = generated_workspace(root, contacts=3_000, seed=3)
     # the canonical tables as Parquet files, as a Spark job on a cluster would leave them
     files = {}
     for kind in LOAD_ORDER:

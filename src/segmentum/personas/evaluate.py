@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
+from segmentum.clock import to_utc
 from segmentum.errors import UsageError
 from segmentum.personas.library import Library, load_library
 from segmentum.personas.needs import DataCheck
 from segmentum.segments import SegmentEngine
-from segmentum.segments.catalog import ANALYTICS
-from segmentum.segments.engine import to_utc
+from segmentum.segments.catalog import ANALYTICS, Catalog
 
 __all__ = ["CheckReport", "check_templates", "THRESHOLD", "COLUMNS"]
 
@@ -144,15 +144,10 @@ def _stale_scores(ws, templates, T: _dt.datetime) -> list[str]:
     another time (a minute or more away from T)."""
     out = []
     used = sorted({ns for t in templates for ns in t.needs.analytics})
+    catalog = Catalog(ws)
     for ns in used:
-        t = ws.warehouse.table(ns)
-        if "as_of" not in t.columns:
-            continue
-        value = t.as_of.max().to_pyarrow().as_py()
-        if value is None:
-            continue
-        when = to_utc(value)
-        if abs((when - T).total_seconds()) >= 60:
+        when = catalog.scores_as_of(ns)
+        if when is not None and abs((when - T).total_seconds()) >= 60:
             out.append(
                 f"{ns} scores are as of {when:%Y-%m-%d %H:%M:%S} UTC, the check as of "
                 f"{T:%Y-%m-%d %H:%M:%S} UTC: run `{ANALYTICS[ns]['command']} --as-of "

@@ -271,6 +271,17 @@ class Catalog:
             names += [f"deal.{c}" for c in DEAL_FIELDS]
         return names
 
+    def scores_as_of(self, namespace: str):
+        """The as-of time (aware UTC) of a score table's newest rows, or None when it has
+        no ``as_of`` column or no rows."""
+        from segmentum.clock import to_utc
+
+        t = self.wh.table(namespace)
+        if "as_of" not in t.columns:
+            return None
+        value = t.as_of.max().to_pyarrow().as_py()
+        return None if value is None else to_utc(value)
+
     def analytics_available(self, namespace: str) -> bool:
         return self.has_table(namespace)
 

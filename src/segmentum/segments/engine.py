@@ -238,14 +238,8 @@ class SegmentEngine:
     def _warnings(self, comp: Compiler, T: _dt.datetime) -> list[str]:
         out = []
         for ns in sorted(comp.analytics_used):
-            t = self.ws.warehouse.table(ns)
-            if "as_of" not in t.columns:
-                continue
-            value = t.as_of.max().to_pyarrow().as_py()
-            if value is None:
-                continue
-            when = to_utc(value)
-            if when != T:
+            when = self.catalog.scores_as_of(ns)
+            if when is not None and when != T:
                 cmd = ANALYTICS[ns]["command"]
                 out.append(
                     f"{ns}.* values are as of {when:%Y-%m-%d %H:%M:%S} UTC, the rule as of "
