@@ -14,7 +14,6 @@ commands to it (``add_commands(persona_app)``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -35,6 +34,7 @@ from segmentum.cli.common import (
     open_ws,
     parse_as_of,
 )
+from segmentum.cli.persona_discover import add_commands
 from segmentum.errors import UsageError
 
 __all__ = ["DEFAULT_TRUTH", "persona_app", "register"]
@@ -318,21 +318,8 @@ def check_cmd(
             console.print(f"[yellow]Note:[/] {note}", highlight=False)
 
 
-_discover_added = False
-
-
-def _discover_commands() -> None:
-    """Add `persona discover` (segmentum.cli.persona_discover) when that module is there."""
-    global _discover_added
-    if _discover_added or importlib.util.find_spec("segmentum.cli.persona_discover") is None:
-        return
-    from segmentum.cli.persona_discover import add_commands
-
-    add_commands(persona_app)
-    _discover_added = True
-
-
 def register(app: typer.Typer) -> None:
-    """Add the `persona` command group to the main app."""
-    _discover_commands()
+    """Add the `persona` command group (templates here, `discover` from persona_discover)."""
+    if "discover" not in {c.name for c in persona_app.registered_commands}:
+        add_commands(persona_app)
     app.add_typer(persona_app, name="persona")
