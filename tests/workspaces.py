@@ -71,6 +71,10 @@ def build_workspace(path, **tables):
         schema = ws.table(kind).schema()
         mem = ibis.memtable(df).cast({c: schema[c] for c in df.columns})
         ws.warehouse.insert(kind, mem)
+    if ws.warehouse.name == "duckdb":
+        from segmentum.data.ingest import sync_order_lines
+
+        sync_order_lines(ws.warehouse)  # as ingestion keeps them
     for name, frame in tables.items():
         ws.warehouse.replace_table(name, frame)
     return ws

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from segmentum.config import WorkspaceConfig, resolve_config
-from segmentum.data.schema import LINEAGE_COLUMNS, TABLES
+from segmentum.data.schema import LINEAGE_COLUMNS, ORDER_LINE_COLUMNS, TABLES
 from segmentum.errors import UsageError, did_you_mean
 from segmentum.warehouse import Warehouse, connect
 
@@ -37,7 +37,16 @@ class Workspace:
 
         wh = self.warehouse
         for spec in TABLES.values():
-            wh.create_table(spec.kind, {**spec.ibis_schema(), **LINEAGE_COLUMNS})
+            # on DuckDB ingestion owns every write, so it can keep order lines' copies right
+            derived = ORDER_LINE_COLUMNS if spec.kind == "order_items" and wh.name == "duckdb" else {}
+            wh.create_table(spec.kind, {**spec.ibis_schema(), **LINEAGE_COLUMNS, **derived})
+        if wh.name == "duckdb" and not set(ORDER_LINE_COLUMNS) <= set(wh.table("order_items").columns):
+            # a workspace from before order lines carried their order's fields
+            from segmentum.data.ingest import sync_order_lines
+
+            with wh.transaction():
+                wh.add_columns("order_items", ORDER_LINE_COLUMNS)
+                sync_order_lines(wh)
         wh.create_table("_loads", LOADS_SCHEMA)
         wh.create_table("_quarantine", QUARANTINE_SCHEMA)
 

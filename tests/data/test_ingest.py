@@ -215,6 +215,68 @@ def test_order_items_need_known_orders(ws, tmp_path):
     assert "quantity '1.5' is not a whole number" in reasons[1]
 
 
+def test_order_lines_carry_their_orders_fields_and_follow_changes(ws, tmp_path):
+    """Order lines keep their order's contact, time and status (segment conditions on lines
+    read one table); a later orders file that changes an order changes its lines too, in the
+    same load, and the segment engine sees it."""
+    from segmentum.segments import SegmentEngine
+
+    ws.load("contacts", write(tmp_path / "c.csv", "contact_id,created_at\nc1,2024-01-01\nc2,2024-01-01\n"))
+    ws.load("orders", write(tmp_path / "o.csv", "order_id,contact_id,ordered_at,total,status\no1,c1,2024-02-01,10,completed\no2,c2,2024-03-01,7,completed\n"))
+    ws.load("order_items", write(tmp_path / "i.csv", "order_id,sku,quantity,unit_price\no1,S1,2,5\no2,S1,1,7\n"))
+
+    def lines():
+        i = ws.table("order_items")
+        return ws.to_pandas(i.select("order_id", "_contact_id", "_ordered_at", "_status").order_by("order_id"))
+
+    got = lines()
+    assert got._contact_id.tolist() == ["c1", "c2"] and got._status.tolist() == ["completed"] * 2
+    assert got._ordered_at.tolist() == [pd.Timestamp("2024-02-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")]
+    engine = SegmentEngine(ws)
+    rule = "sum(order_items.quantity) >= 1"
+    assert sorted(engine.members(rule, as_of="2024-06-01").to_pyarrow().column(0).to_pylist()) == ["c1", "c2"]
+    # o1 is returned and o2 moves to c1 (a merged duplicate) a day later
+    r = ws.load("orders", write(tmp_path / "o2.csv", "order_id,contact_id,ordered_at,total,status\no1,c1,2024-02-01,10,returned\no2,c1,2024-03-02,7,completed\n"))
+    assert r.updated == 2
+    got = lines()
+    assert got._status.tolist() == ["returned", "completed"] and got._contact_id.tolist() == ["c1", "c1"]
+    assert got._ordered_at.iloc[1] == pd.Timestamp("2024-03-02", tz="UTC")
+    assert engine.members(rule, as_of="2024-06-01").to_pyarrow().column(0).to_pylist() == ["c1"]
+    assert engine.members(rule, as_of="2024-03-01 12:00").to_pyarrow().column(0).to_pylist() == []
+    # the copies are not rule fields
+    with pytest.raises(Exception, match="_status"):
+        engine.members('purchased(_status = "returned")', as_of="2024-06-01")
+
+
+def test_a_workspace_from_before_order_line_copies_gets_them_filled(ws, tmp_path):
+    from segmentum.workspace import open_workspace
+
+    ws.load("contacts", write(tmp_path / "c.csv", "contact_id,created_at\nc1,2024-01-01\n"))
+    ws.load("orders", write(tmp_path / "o.csv", "order_id,contact_id,ordered_at,total\no1,c1,2024-02-01,10\n"))
+    ws.load("order_items", write(tmp_path / "i.csv", "order_id,sku,quantity,unit_price\no1,S1,2,5\n"))
+    for col in ("_contact_id", "_ordered_at", "_status"):
+        ws.warehouse.raw.execute(f"ALTER TABLE order_items DROP COLUMN {col}")
+    path = ws.config.path
+    ws.close()
+    again = open_workspace(path)
+    try:
+        row = again.to_pandas(again.table("order_items")).iloc[0]
+        assert (row._contact_id, row._status) == ("c1", "completed")
+    finally:
+        again.close()
+
+
+def test_events_are_written_clustered_by_type(ws, tmp_path):
+    """Each load writes its events grouped by type, so the warehouse's per-block min/max let
+    a scan for a few event types skip the blocks of the others."""
+    ws.load("contacts", write(tmp_path / "c.csv", "contact_id,created_at\nc1,2024-01-01\n"))
+    types = ["page_view", "email_open", "app_session", "email_open", "page_view", "app_session"] * 50
+    rows = "".join(f"c1,{t},2024-05-01 10:{i % 60:02d}:{i // 60:02d}\n" for i, t in enumerate(types))
+    ws.load("events", write(tmp_path / "e.csv", "contact_id,type,occurred_at\n" + rows))
+    stored = [t for (t,) in ws.warehouse.raw.execute("SELECT type FROM events ORDER BY rowid").fetchall()]
+    assert stored == sorted(types)
+
+
 def test_future_and_ancient_dates_are_rejected(ws, tmp_path):
     r = ws.load("contacts", write(tmp_path / "c.csv", "contact_id,created_at\na,2024-01-01\nb,0001-01-01\nc,2999-01-01\n"))
     assert (r.accepted, r.quarantined) == (1, 2)

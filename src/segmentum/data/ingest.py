@@ -31,7 +31,14 @@ import pyarrow as pa
 
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
 from segmentum.data.readers import ReadResult, read_to_stage
-from segmentum.data.schema import EVENT_PROPERTY_COLUMNS, LOADS_SCHEMA, Column, TableSpec, spec
+from segmentum.data.schema import (
+    EVENT_PROPERTY_COLUMNS,
+    LOADS_SCHEMA,
+    ORDER_LINE_COLUMNS,
+    Column,
+    TableSpec,
+    spec,
+)
 from segmentum.errors import InputFileError, MappingError, UsageError, WorkspaceError, did_you_mean
 
 __all__ = ["LoadReport", "load_file"]
@@ -146,12 +153,16 @@ def load_file(
     now = ibis.literal(started_at, type=dt.Timestamp(timezone="UTC"))
     data_cols = [c for c in plan.output_columns if c in ok.columns]
     to_write = ok.select(*data_cols, _source=ibis.literal(path.name), _line=ok._line, _loaded_at=now)
+    if kind == "order_items":
+        to_write = _with_order_fields(to_write, wh.table("orders"))
     # everything a load writes lands together or not at all
     with wh.transaction():
         created = 0
         if checked.new_contacts is not None:
             created = _create_contacts(wh, tspec, ok, checked.new_contacts, path.name, now)
-        result = wh.upsert(kind, to_write, tspec.key)
+        result = wh.upsert(kind, to_write, tspec.key, tspec.cluster_by)
+        if kind == "orders" and result.updated:
+            sync_order_lines(wh)
         quarantined = _write_quarantine(ws, con, raw_con, kind, path, sha, load_id, v, staged, read, plan, started_at)
         report = LoadReport(
             load_id=load_id,
@@ -608,6 +619,28 @@ def _create_contacts(wh, tspec: TableSpec, ok: ir.Table, new_ids: ir.Table, sour
             ("contact_id",),
         )
     return n
+
+
+def _with_order_fields(lines: ir.Table, orders: ir.Table) -> ir.Table:
+    """Order lines with their order's contact, time and status (``ORDER_LINE_COLUMNS``).
+    Every accepted line's order exists: an unknown order_id was quarantined."""
+    o = orders.select(
+        _oid=orders.order_id, _contact_id=orders.contact_id,
+        _ordered_at=orders.ordered_at, _status=orders.status,
+    )
+    j = lines.left_join(o, lines.order_id == o._oid)
+    return j.select(*lines.columns, *ORDER_LINE_COLUMNS)
+
+
+def sync_order_lines(wh) -> int:
+    """Bring the order fields kept on order lines in step with the orders table (after an
+    orders load changed orders, or once for a workspace made before lines carried them)."""
+    differs = " OR ".join(f"order_items.{c} IS DISTINCT FROM o.{c[1:]}" for c in ORDER_LINE_COLUMNS)
+    sets = ", ".join(f"{c} = o.{c[1:]}" for c in ORDER_LINE_COLUMNS)
+    return wh.raw.execute(
+        f"UPDATE order_items SET {sets} FROM orders o "
+        f"WHERE order_items.order_id = o.order_id AND ({differs})"
+    ).fetchone()[0]
 
 
 def _write_quarantine(ws, con, raw_con, kind, path: Path, sha, load_id, v, staged, read, plan, started_at) -> int:

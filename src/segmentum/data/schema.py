@@ -25,6 +25,7 @@ __all__ = [
     "ORDER_CHANNELS",
     "ORDER_STATUSES",
     "LINEAGE_COLUMNS",
+    "ORDER_LINE_COLUMNS",
     "spec",
     "LOADS_SCHEMA",
     "QUARANTINE_SCHEMA",
@@ -56,6 +57,9 @@ class TableSpec:
     time_column: str | None = None
     # where unknown extra columns go: "columns" (new table columns) or "properties" (JSON)
     extras: str = "columns"
+    # the order each load's new rows are written in, so that the warehouse's per-block
+    # min/max (zone maps) let a scan for a few values of these columns skip the other blocks
+    cluster_by: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -96,6 +100,13 @@ LINEAGE_COLUMNS = {
     "_line": I64,  # line of that file (1 = header line)
     "_loaded_at": TS,  # when it was written
 }
+
+# Kept by ingestion on every order line: its order's contact, time and status (the file's
+# order lines name only the order). Segment conditions on order lines then read one table
+# instead of joining 17M lines with 9M orders at 1M contacts. The loader fills them from
+# the orders table (a line's order must exist, or the line is quarantined) and updates them
+# when a later orders file changes an order, in the same transaction.
+ORDER_LINE_COLUMNS = {"_contact_id": STR, "_ordered_at": TS, "_status": STR}
 
 CONTACTS = TableSpec(
     kind="contacts",
@@ -168,6 +179,10 @@ EVENTS = TableSpec(
     kind="events",
     key=("event_id",),
     time_column="occurred_at",
+    # a segment reads a few event types out of many. (Order lines are not clustered by
+    # sku: joined with their orders they are read whole, and out of order_id order that
+    # join ran nearly three times slower.)
+    cluster_by=("type",),
     foreign_keys={"contact_id": ("contacts", "contact_id")},
     extras="properties",
     columns=(

@@ -46,7 +46,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 from dateutil.relativedelta import relativedelta
 
-from segmentum.data.schema import is_purchase
+from segmentum.data.schema import ORDER_LINE_COLUMNS, is_purchase
 from segmentum.segments import ast as A
 from segmentum.segments.catalog import ANALYTICS, Catalog, FieldInfo, SourceInfo
 from segmentum.segments.passes import CONTACT, ORDER_ITEMS, CheckedRule, Context
@@ -429,16 +429,28 @@ class Compiler:
         T = _ts(self.T)
         wh = self.wh
         if table == "order_items":
-            o = self._contact_filter(wh.table("orders"))
-            o = o.filter(o.ordered_at <= T)
             i = wh.table("order_items")
-            j = i.join(o, i.order_id == o.order_id)
+            if (
+                wh.name == "duckdb"  # where ingestion keeps them (workspace.py)
+                and set(ORDER_LINE_COLUMNS) <= set(i.columns)
+                and not any(n.table == "orders" for n in needs)
+            ):
+                # lines carry their order's contact, time and status (kept by ingestion):
+                # no join with orders
+                i = self._contact_filter(i, "_contact_id")
+                j = i = i.filter(i._ordered_at <= T)
+                o = None
+                cols = {"#cid": i._contact_id, "#ts": i._ordered_at, "#status": i._status}
+            else:  # Spark: the tables your jobs write name only the order
+                o = self._contact_filter(wh.table("orders"))
+                o = o.filter(o.ordered_at <= T)
+                j = i.join(o, i.order_id == o.order_id)
+                cols = {"#cid": o.contact_id, "#ts": o.ordered_at, "#status": o.status}
             p = None
             if any(n.table == "products" for n in needs):
                 p = wh.table("products")
                 j = j.left_join(p, i.sku == p.sku)
             src = {"order_items": i, "orders": o, "products": p}
-            cols = {"#cid": o.contact_id, "#ts": o.ordered_at, "#status": o.status}
             for n in needs:
                 cols[n.column] = src[n.table][n.column]
             return j.select(**cols)

@@ -80,8 +80,11 @@ class Warehouse(ABC):
         """Add missing columns (custom attributes) to an existing table."""
 
     @abstractmethod
-    def upsert(self, name: str, staged: ir.Table, key: tuple[str, ...]) -> UpsertResult:
-        """Insert rows with new keys, update rows whose values changed, leave the rest."""
+    def upsert(
+        self, name: str, staged: ir.Table, key: tuple[str, ...], cluster_by: tuple[str, ...] = ()
+    ) -> UpsertResult:
+        """Insert rows with new keys, update rows whose values changed, leave the rest.
+        New rows are written in ``cluster_by`` order where the backend can use it."""
 
     @abstractmethod
     def delete_where(self, name: str, column: str, values: list) -> None:

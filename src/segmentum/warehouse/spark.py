@@ -195,7 +195,9 @@ class SparkWarehouse(Warehouse):
             cols = ", ".join(f"{_quote(c)} {PySparkType.to_string(t)}" for c, t in new.items())
             self.session.sql(f"ALTER TABLE {_quote(name)} ADD COLUMNS ({cols})")
 
-    def upsert(self, name: str, staged: ir.Table, key: tuple[str, ...]) -> UpsertResult:
+    def upsert(
+        self, name: str, staged: ir.Table, key: tuple[str, ...], cluster_by: tuple[str, ...] = ()
+    ) -> UpsertResult:
         raise WorkspaceError(
             "Upserting rows is not implemented on the spark backend: load files into a DuckDB "
             "workspace, or write the canonical tables with a Spark job (MERGE on Delta/Iceberg) "
