@@ -162,7 +162,7 @@ def load_file(
             created = _create_contacts(wh, tspec, ok, checked.new_contacts, path.name, now)
         result = wh.upsert(kind, to_write, tspec.key, tspec.cluster_by)
         if kind == "orders" and result.updated:
-            sync_order_lines(wh)
+            sync_order_lines(wh, loaded_at=started_at)
         quarantined = _write_quarantine(ws, con, raw_con, kind, path, sha, load_id, v, staged, read, plan, started_at)
         report = LoadReport(
             load_id=load_id,
@@ -632,14 +632,20 @@ def _with_order_fields(lines: ir.Table, orders: ir.Table) -> ir.Table:
     return j.select(*lines.columns, *ORDER_LINE_COLUMNS)
 
 
-def sync_order_lines(wh) -> int:
-    """Bring the order fields kept on order lines in step with the orders table (after an
-    orders load changed orders, or once for a workspace made before lines carried them)."""
+def sync_order_lines(wh, loaded_at: _dt.datetime | None = None) -> int:
+    """Bring the order fields kept on order lines in step with the orders table: the orders
+    one load wrote (``loaded_at``: its rows' ``_loaded_at``; the upsert stamps the rows it
+    inserts or changes and leaves the rest), or every order (a workspace made before lines
+    carried them)."""
     differs = " OR ".join(f"order_items.{c} IS DISTINCT FROM o.{c[1:]}" for c in ORDER_LINE_COLUMNS)
     sets = ", ".join(f"{c} = o.{c[1:]}" for c in ORDER_LINE_COLUMNS)
+    orders, params = ("orders", [])
+    if loaded_at is not None:
+        orders, params = ("(SELECT * FROM orders WHERE _loaded_at = $1)", [loaded_at])
     return wh.raw.execute(
-        f"UPDATE order_items SET {sets} FROM orders o "
-        f"WHERE order_items.order_id = o.order_id AND ({differs})"
+        f"UPDATE order_items SET {sets} FROM {orders} o "
+        f"WHERE order_items.order_id = o.order_id AND ({differs})",
+        params,
     ).fetchone()[0]
 
 

@@ -315,7 +315,7 @@ class Catalog:
 
         def add(table: str, skip: Iterable[str] = ()) -> None:
             for c, t in self.schema(table).items():
-                if c in _LINEAGE or c.startswith("_") or c in skip or c in out:
+                if c.startswith("_") or c in skip or c in out:  # lineage and copies: ours
                     continue
                 out[c] = (table, t)
 
