@@ -7,10 +7,12 @@ The plan for a set of rules (one preview, or every segment of a refresh):
    contact fields, score fields (``rfm.* clv.* lifestage.*``), the current deal, and
    *facts* — one per distinct aggregate / first / last / trend half (identical ones
    across rules are shared).
-2. **Aggregate.** Each source table is scanned once for all its facts: the rows up to T
-   (of the event types the facts need), grouped by contact, every fact a conditional
-   aggregate of that one scan (``count(*) FILTER (WHERE occurred_at > T - 90 days AND
-   type = 'email_open')``); each distinct row test is computed once and shared.
+2. **Aggregate.** The facts of one source table become columns of one aggregation grouped
+   by contact, each fact a conditional aggregate (``count(*) FILTER (WHERE ...)``). Event
+   facts are read by one scan per event type and property filter, the tests pushed into
+   the scan (``type = 'email_open' AND occurred_at > T - 90 days``), the scans stacked;
+   the other tables are scanned once for all their facts, each distinct row test computed
+   once and shared (``_aggregate``).
    ``exists`` / ``no`` / ``purchased`` ride along as counts when their table is scanned
    anyway (or three or more share it), else they are semi-joins (``contact_id IN (SELECT
    contact_id FROM ... WHERE ...)``).
@@ -39,6 +41,8 @@ from __future__ import annotations
 
 import dataclasses as dc
 import datetime as _dt
+import functools
+import operator
 from decimal import Decimal
 
 import ibis
@@ -470,79 +474,146 @@ class Compiler:
     def _fact_pred(self, fact: Fact, r: ir.Table) -> ir.BooleanValue | None:
         """The rows of ``r`` one fact counts (None: all)."""
         pred = None
-        for _, test in self._fact_tests(fact, r, typed=False, completed=False):
+        for _, test in self._fact_tests(fact, r):
             pred = test if pred is None else pred & test
         return pred
 
     def _aggregate(self, table: str, facts: dict[Fact, str]) -> ir.Table:
-        """One scan of a source table for all its facts, then one grouped aggregation with
-        a FILTER per fact.
+        """All facts of one source table as columns of one per-contact aggregation.
 
-        Only simple tests drop rows before grouping: the event types the facts need
-        (``type IN (...)``), the earliest window start when every fact has one, completed
-        orders when every fact wants only those. (On DuckDB, an OR of the facts' own
-        filters before grouping cost three to four times more than it saved.)"""
+        Events are stored grouped by type, so each event type (with its own property filter)
+        is scanned on its own, the tests pushed into the scan, and the scans stacked
+        (``_stacked``). Other tables are scanned once for all their facts (``_one_scan``):
+        their facts overlap too much for several scans to pay (at 1M contacts, splitting
+        the orders' facts into four scans of 9.6M rows made a 20-segment refresh twice
+        as slow)."""
         r = self._rows(table, self._needs(facts))
         live = [f for f in facts if not f.bounds.empty]
-        types = sorted({f.event_type for f in live if f.event_type is not None})
-        completed = bool(live) and all(f.completed for f in live)
-        if not live:
+        if not live:  # every window is empty: no rows, typed aggregates
             r = r.filter(ibis.literal(False))
-        else:
+            none = ibis.literal(False)
+            return r.group_by("#cid").agg(
+                **{n: self._agg(f, r, self._value_of(f, r), none) for f, n in facts.items()}
+            )
+        branches: dict[tuple, list[Fact]] = {}
+        for fact in live:
+            key = ()
             if table == "events":
-                r = r.filter(r["#type"].isin(types))
-            if all(f.bounds.lo is not None for f in live):
-                lo = min(live, key=lambda f: f.bounds.lo).bounds
-                r = r.filter(r["#ts"] >= _ts(lo.lo) if lo.lo_incl else r["#ts"] > _ts(lo.lo))
-            if completed:
-                r = r.filter(is_purchase(r["#status"]))
-        typed = len(types) == 1
-        # each distinct row test is computed once, as a column, and shared by the facts
-        # that use it (the database does not share them between aggregate filters)
-        tests: dict[object, str] = {}
-        for fact in facts:
-            for key, expr in self._fact_tests(fact, r, typed=typed, completed=completed):
-                if key not in tests:
-                    tests[key] = f"#p{len(tests)}"
-                    r = r.mutate(**{tests[key]: expr})
+                key = tuple(k for k, _ in self._fact_tests(fact, r) if k[0] != "window")
+            branches.setdefault(key, []).append(fact)
+        if len(branches) == 1:
+            return self._one_scan(r, facts, live)
+        return self._stacked(r, facts, list(branches.values()))
+
+    def _one_scan(self, r: ir.Table, facts: dict[Fact, str], live: list[Fact]) -> ir.Table:
+        """One scan for every fact: the tests all facts share (and the window that holds
+        all of theirs) filter the rows; each other distinct test is computed once, as a
+        column, and the facts' aggregate filters read those columns (the database does
+        not share a test between aggregate filters)."""
+        hull = _hull([f.bounds for f in live], self.T)
+        tests = [dict(self._fact_tests(f, r)) for f in live]
+        shared = {k for k in tests[0] if k[0] != "window" and all(k in t for t in tests[1:])}
+        pushed = [t for k, t in tests[0].items() if k in shared]
+        window = _in_bounds(r["#ts"], hull, self.T)
+        if not _is_true(window):
+            pushed.insert(0, window)
+        u = r.filter(*pushed) if pushed else r
+        named: dict[object, str] = {}
+        for fact in live:
+            for key, expr in self._fact_tests(fact, u):
+                if key in shared or (key[0] == "window" and fact.bounds == hull):
+                    continue
+                if key not in named:
+                    named[key] = f"#p{len(named)}"
+                    u = u.mutate(**{named[key]: expr})
         aggs = {}
         for fact, name in facts.items():
-            pred = None
-            for key, _ in self._fact_tests(fact, r, typed=typed, completed=completed):
-                col = r[tests[key]]
-                pred = col if pred is None else pred & col
-            aggs[name] = self._agg(fact, r, pred)
-        return r.group_by("#cid").agg(**aggs)
+            if fact.bounds.empty:
+                pred = [ibis.literal(False)]
+            else:
+                pred = [u[named[k]] for k, _ in self._fact_tests(fact, u) if k in named]
+            aggs[name] = self._agg(fact, u, self._value_of(fact, u), _all(pred))
+        return u.group_by("#cid").agg(**aggs)
 
-    def _fact_tests(self, fact: Fact, r: ir.Table, *, typed: bool, completed: bool):
+    def _stacked(self, r: ir.Table, facts: dict[Fact, str], groups: list[list[Fact]]) -> ir.Table:
+        """One scan per group of facts with the same tests but the window (an event type and
+        its property filter): every test is a plain conjunct (``type = 'product_view' AND
+        category = 'iPhones' AND occurred_at > ...``), so the database applies it inside the
+        scan (DuckDB: on the compressed column, skipping blocks of other types by their
+        min/max), and only rows some fact counts reach the aggregation. The scans are
+        stacked (UNION ALL) with their number in ``#g``; a fact aggregates its group's rows
+        (and its own window, where the group's facts differ).
+
+        Measured at 1M contacts: the iPhone rule's event facts read 12.6M rows in one scan
+        and grouped them all (0.6 s); as five scans they group 1.4M rows (0.2 s)."""
+        values: dict[tuple, str] = {}  # aggregated fields are computed in the scans
+        for fact in facts:
+            if fact.field is not None:
+                values.setdefault(self._value_key(fact), f"#v{len(values)}")
+        parts, plan = [], {}
+        for g, members in enumerate(groups):
+            hull = _hull([f.bounds for f in members], self.T)
+            pushed = [t for k, t in self._fact_tests(members[0], r) if k[0] != "window"]
+            window = _in_bounds(r["#ts"], hull, self.T)
+            if not _is_true(window):
+                pushed.insert(0, window)
+            b = r.filter(*pushed) if pushed else r
+            mine = {self._value_key(f) for f in members if f.field is not None}
+            cols = {"#cid": b["#cid"], "#ts": b["#ts"], "#g": ibis.literal(g, type="int32")}
+            for vkey, col in values.items():
+                expr = self._row_value(vkey[0], b, vkey[1])
+                cols[col] = expr if vkey in mine else ibis.null(expr.type())
+            parts.append(b.select(**cols))
+            plan.update({f: (g, hull) for f in members})
+        u = ibis.union(*parts, distinct=False)
+        aggs = {}
+        for fact, name in facts.items():
+            value = u[values[self._value_key(fact)]] if fact.field is not None else None
+            if fact.bounds.empty:
+                pred = [ibis.literal(False)]
+            else:
+                g, hull = plan[fact]
+                pred = [u["#g"] == g]
+                if fact.bounds != hull:
+                    pred.append(_in_bounds(u["#ts"], fact.bounds, self.T))
+            aggs[name] = self._agg(fact, u, value, _all(pred))
+        return u.group_by("#cid").agg(**aggs)
+
+    def _value_key(self, fact: Fact) -> tuple:
+        """(field, wanted type) of the value a fact aggregates."""
+        numeric = fact.func in ("sum", "avg") or fact.field.type == "any"  # see type_of
+        return (fact.field, "number" if numeric else None)
+
+    def _value_of(self, fact: Fact, r: ir.Table) -> ir.Value | None:
+        if fact.field is None:
+            return None
+        return self._row_value(fact.field, r, self._value_key(fact)[1])
+
+    def _fact_tests(self, fact: Fact, r: ir.Table):
         """(key, test) pairs whose AND is the rows one fact counts; equal keys are equal
-        tests. The cheap timestamp test comes first, so the string tests run on fewer rows;
-        ``typed`` / ``completed``: ``r`` holds only rows of the fact's event type /
-        completed orders already."""
+        tests (the window's key starts with "window")."""
         if fact.bounds.empty:
-            return [("false", ibis.literal(False))]
+            return [(("false",), ibis.literal(False))]
         out = []
         window = _in_bounds(r["#ts"], fact.bounds, self.T)
         if not _is_true(window):
             out.append((("window", fact.bounds), window))
-        if fact.event_type is not None and not typed:
+        if fact.event_type is not None:
             out.append((("type", fact.event_type),
                         r["#type"] == ibis.literal(fact.event_type, type="string")))
-        if fact.completed and not completed:
-            out.append(("completed", is_purchase(r["#status"])))
+        if fact.completed:
+            out.append((("completed",), is_purchase(r["#status"])))
         if fact.where is not None:
             out.append((("where", fact.where),
                         self._cond(fact.where, self._source_of(fact), _RowEnv(r, self.wh))))
         return out
 
-    def _agg(self, fact: Fact, r: ir.Table, pred) -> ir.Value:
+    def _agg(self, fact: Fact, r: ir.Table, value: ir.Value | None, pred) -> ir.Value:
         func = fact.func
         if func == "count":
             return r.count(where=pred)
         if func in ("first", "last"):
             return r["#ts"].min(where=pred) if func == "first" else r["#ts"].max(where=pred)
-        numeric = func in ("sum", "avg") or fact.field.type == "any"  # see type_of
-        value = self._row_value(fact.field, r, "number" if numeric else None)
         if func == "sum":
             return value.sum(where=pred)
         if func == "avg":
@@ -808,6 +879,23 @@ class _RowEnv:
         if info.table != "properties":
             return self.table[info.column]
         return self.wh.json_value(self.table.properties, info.column, want)
+
+
+def _hull(bounds: list[Bounds], T: _dt.datetime) -> Bounds:
+    """The smallest window holding every one of ``bounds`` (none empty, all ending by T)."""
+    if any(b.lo is None for b in bounds):
+        lo, lo_incl = None, False
+    else:
+        lo = min(b.lo for b in bounds)
+        lo_incl = any(b.lo == lo and b.lo_incl for b in bounds)
+    hi = max(b.hi for b in bounds)
+    hi_incl = any(b.hi == hi and b.hi_incl for b in bounds)
+    return Bounds(lo, lo_incl, hi, hi_incl)
+
+
+def _all(tests: list[ir.BooleanValue]) -> ir.BooleanValue | None:
+    """The AND of ``tests`` (None for none)."""
+    return functools.reduce(operator.and_, tests) if tests else None
 
 
 def _is_true(x: ir.Value) -> bool:
