@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segmentum.errors import InputFileError, MappingError, UsageError
+from segmentum.segments.errors import RuleError
 
 from ..conftest import FIXTURES
 
@@ -244,7 +245,7 @@ def test_order_lines_carry_their_orders_fields_and_follow_changes(ws, tmp_path):
     assert engine.members(rule, as_of="2024-06-01").to_pyarrow().column(0).to_pylist() == ["c1"]
     assert engine.members(rule, as_of="2024-03-01 12:00").to_pyarrow().column(0).to_pylist() == []
     # the copies are not rule fields
-    with pytest.raises(Exception, match="_status"):
+    with pytest.raises(RuleError, match="_status"):
         engine.members('purchased(_status = "returned")', as_of="2024-06-01")
 
 

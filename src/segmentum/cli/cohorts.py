@@ -140,14 +140,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Cohort matrix: retention, orders, revenue, average check, LTV or open rate by period."""
         when = parse_as_of(as_of)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             res = cohort_matrix(
                 ws, by=by, period=period, metric=metric, as_of=when, start=start,
                 per_member=per_member, include_incomplete=include_incomplete,
             )
-        finally:
-            ws.close()
         written = {}
         if out:
             written["out"] = write_tidy(res, out)

@@ -215,11 +215,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One contact's card: profile, consents, RFM, CLV, segments, deals, orders, timeline."""
         when = parse_as_of(as_of)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             card = contact_card(ws, contact, when, events=events, orders=orders)
-        finally:
-            ws.close()
         if json_out:
             emit_json(card.to_dict())
             return

@@ -124,14 +124,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What a segment's recent purchases are made of vs. the whole base (lift)."""
         when = parse_as_of(as_of, default_now=False)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             df = drilldown(
                 ws, segment, by=by, last_orders=last_orders, window_days=window,
                 min_contacts=min_contacts, min_share=min_share, measure=measure, as_of=when,
             )
-        finally:
-            ws.close()
         a = df.attrs
         if json_out:
             emit_json({**a, "rows": df})
@@ -171,12 +168,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Estimate each contact's child's age now; demand by age band vs. SKUs in stock."""
         when = parse_as_of(as_of)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             res = lifestage(ws, when, min_demand_share=min_demand_share, thin_ratio=thin_ratio,
                             write=write)
-        finally:
-            ws.close()
         if json_out:
             emit_json(res.to_dict())
             return

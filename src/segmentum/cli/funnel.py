@@ -114,12 +114,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Deal stages as a funnel: reached, now, conversion, time in stage, audiences."""
         when = parse_as_of(as_of)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             f = funnel(ws, when, pipeline=pipeline, stages=stages, won=won, lost=lost,
                        stages_file=stages_file)
-        finally:
-            ws.close()
         if json_out:
             emit_json(f.to_dict())
             return

@@ -152,16 +152,13 @@ def add_commands(persona_app: typer.Typer) -> None:
             if auto and k is not None:
                 raise UsageError("Give either --k or --auto, not both.")
             when = parse_as_of(as_of)
-            ws = open_ws(workspace)
-            try:
+            with open_ws(workspace) as ws:
                 k_ = DEFAULT_K if k is None else k
                 res = _discover(ws, when, k_, auto, seed, sample, quiet=json_out)
                 agreement = truth_agreement(res, truth) if truth else None
                 if saving:
                     save_personas(ws, res)
                 segments = save_segments(ws, res) if save_segments_ else []
-            finally:
-                ws.close()
         if json_out:
             emit_json({**res.to_dict(), "saved": saving, "segments": segments, "truth": agreement})
         else:

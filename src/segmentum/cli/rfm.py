@@ -234,8 +234,7 @@ def register(app: typer.Typer) -> None:
         from segmentum.analytics.rfm import compute_rfm
 
         when = parse_as_of(as_of)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             res = compute_rfm(
                 ws,
                 as_of=when,
@@ -245,8 +244,6 @@ def register(app: typer.Typer) -> None:
                 segment_map=segment_map,
                 out=out,
             )
-        finally:
-            ws.close()
         if json_:
             emit_json(res.to_dict())
         else:
@@ -273,8 +270,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--by must be 'cell' or 'name'. Got {by!r} instead.")
         start = parse_as_of(date_from, default_now=False)
         end = parse_as_of(date_to, default_now=False)
-        ws = open_ws(workspace)
-        try:
+        with open_ws(workspace) as ws:
             mig = rfm_migration(
                 ws,
                 start,
@@ -285,8 +281,6 @@ def register(app: typer.Typer) -> None:
                 thresholds=thresholds,
                 segment_map=segment_map,
             )
-        finally:
-            ws.close()
         if json_:
             emit_json(mig.to_dict())
         else:
