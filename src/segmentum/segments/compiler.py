@@ -513,11 +513,7 @@ class Compiler:
         hull = _hull([f.bounds for f in live], self.T)
         tests = [dict(self._fact_tests(f, r)) for f in live]
         shared = {k for k in tests[0] if k[0] != "window" and all(k in t for t in tests[1:])}
-        pushed = [t for k, t in tests[0].items() if k in shared]
-        window = _in_bounds(r["#ts"], hull, self.T)
-        if not _is_true(window):
-            pushed.insert(0, window)
-        u = r.filter(*pushed) if pushed else r
+        u = self._within(r, [t for k, t in tests[0].items() if k in shared], hull)
         named: dict[object, str] = {}
         for fact in live:
             for key, expr in self._fact_tests(fact, u):
@@ -553,11 +549,8 @@ class Compiler:
         parts, plan = [], {}
         for g, members in enumerate(groups):
             hull = _hull([f.bounds for f in members], self.T)
-            pushed = [t for k, t in self._fact_tests(members[0], r) if k[0] != "window"]
-            window = _in_bounds(r["#ts"], hull, self.T)
-            if not _is_true(window):
-                pushed.insert(0, window)
-            b = r.filter(*pushed) if pushed else r
+            tests = [t for k, t in self._fact_tests(members[0], r) if k[0] != "window"]
+            b = self._within(r, tests, hull)
             mine = {self._value_key(f) for f in members if f.field is not None}
             cols = {"#cid": b["#cid"], "#ts": b["#ts"], "#g": ibis.literal(g, type="int32")}
             for vkey, col in values.items():
@@ -578,6 +571,13 @@ class Compiler:
                     pred.append(_in_bounds(u["#ts"], fact.bounds, self.T))
             aggs[name] = self._agg(fact, u, value, _all(pred))
         return u.group_by("#cid").agg(**aggs)
+
+    def _within(self, r: ir.Table, tests: list[ir.BooleanValue], window: Bounds) -> ir.Table:
+        """The rows of ``r`` passing every test, inside ``window`` (tests the scan applies)."""
+        inside = _in_bounds(r["#ts"], window, self.T)
+        if not _is_true(inside):
+            tests = [inside, *tests]
+        return r.filter(*tests) if tests else r
 
     def _value_key(self, fact: Fact) -> tuple:
         """(field, wanted type) of the value a fact aggregates."""
