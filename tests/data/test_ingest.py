@@ -332,3 +332,27 @@ def test_a_load_that_fails_midway_leaves_nothing_behind(ws, tmp_path, monkeypatc
     monkeypatch.undo()
     r = ws.load("orders", log, create_contacts=True)  # and the workspace is usable afterwards
     assert (r.accepted, r.quarantined, r.contacts_created) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        # one record per line, CRLF endings, no final line feed: lines counted, not searched
+        ("contact_id,created_at\r\nA,2024-01-01\r\nB,bad\r\nC,2024-01-03", {"A": 2, "B": 3, "C": 4}),
+        # a blank line is skipped, not a record: later records keep their own line numbers
+        ("contact_id,created_at\nA,2024-01-01\n\nB,bad\nC,2024-01-03\n", {"A": 2, "B": 4, "C": 5}),
+        # a quoted value over two lines: the next record starts a line further down
+        ('contact_id,note,created_at\nA,"two\nlines",2024-01-01\nB,x,bad\nC,y,2024-01-03\n',
+         {"A": 2, "B": 4, "C": 5}),
+    ],
+    ids=["crlf-no-final-newline", "blank-line", "multi-line-value"],
+)
+def test_line_numbers_point_at_the_record_in_the_file(ws, tmp_path, text, lines):
+    r = ws.load("contacts", write(tmp_path / "c.csv", text))
+    assert (r.input, r.accepted, r.quarantined) == (3, 2, 1)
+    c = ws.to_pandas(ws.table("contacts").select("contact_id", "_line"))
+    q = quarantine(ws, "contacts")
+    got = {**dict(zip(c.contact_id, c._line, strict=True)),
+           "B": int(q.line.iloc[0])}
+    assert got == lines
+    assert "'bad'" in q.reason.iloc[0]
