@@ -144,7 +144,7 @@ def load_file(
     step("validating", 1)
     staged = con.table(stage)
     plan = _resolve_columns(tspec, read, m, path)
-    checked = _validate(con, tspec, staged, plan, m, create_contacts, clean=read.format != "parquet")
+    checked = _validate(wh, tspec, staged, plan, m, create_contacts, clean=read.format != "parquet")
     v = checked.table
 
     step("writing", 2)
@@ -497,7 +497,7 @@ class _Checked:
     temp_tables: list[str]
 
 
-def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool, clean: bool) -> _Checked:
+def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool, clean: bool) -> _Checked:
     """Parse every field and collect each row's problems into _reason, in one pass over the
     file, materialised once; then key checks that aggregate first and touch rows only if
     something is wrong."""
@@ -558,11 +558,10 @@ def _validate(con, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, 
     if derived and derived[0] in plan.derived:
         t = _derive_id(t, tspec, derived)
     name = f"_checked_{tspec.kind}"
-    con.create_table(name, t, temp=True, overwrite=True)
+    t = wh.temp_table(name, t)
     temps = [name]
-    t = con.table(name)
-    t = _flag_duplicates(con, t, tspec, temps)
-    t, new_contacts = _flag_unknown_keys(con, t, tspec, create_contacts, temps)
+    t = _flag_duplicates(wh, t, tspec, temps)
+    t, new_contacts = _flag_unknown_keys(wh, t, tspec, create_contacts, temps)
     return _Checked(t, new_contacts, temps)
 
 
@@ -588,13 +587,12 @@ def _derive_id(t: ir.Table, tspec: TableSpec, derived: tuple[str, str]) -> ir.Ta
     return t.mutate(**{col: ibis.ifelse(t._reason.isnull(), prefix + key.hexdigest("md5").substr(0, 20), ibis.null(dt.string))}).drop("_ordinal")
 
 
-def _materialise(con, t: ir.Table, name: str, temps: list[str]) -> ir.Table:
-    con.create_table(name, t, temp=True, overwrite=True)
+def _materialise(wh, t: ir.Table, name: str, temps: list[str]) -> ir.Table:
     temps.append(name)
-    return con.table(name)
+    return wh.temp_table(name, t)
 
 
-def _flag_duplicates(con, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir.Table:
+def _flag_duplicates(wh, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir.Table:
     """Two accepted rows of one file with the same key: the later one wins, the earlier one is
     quarantined. Duplicate keys are found by aggregation; rows are rewritten only if any exist."""
     keys = list(tspec.key)
@@ -610,18 +608,18 @@ def _flag_duplicates(con, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir
     )
     superseded = j._reason.isnull() & j._dup_last.notnull() & (j._row != j._dup_last)
     marked = j.select(*[c for c in t.columns if c != "_reason"], _reason=ibis.ifelse(superseded, reason, j._reason))
-    return _materialise(con, marked, f"_dedup_{tspec.kind}", temps)
+    return _materialise(wh, marked, f"_dedup_{tspec.kind}", temps)
 
 
-def _flag_unknown_keys(con, t: ir.Table, tspec: TableSpec, create_contacts: bool, temps: list[str]):
+def _flag_unknown_keys(wh, t: ir.Table, tspec: TableSpec, create_contacts: bool, temps: list[str]):
     """Foreign keys that name nothing: quarantined, or (contacts, if asked) created."""
     new_contacts = None
     for col, (ref_table, ref_col) in tspec.foreign_keys.items():
-        ref = con.table(ref_table)
+        ref = wh.table(ref_table)
         ok = t.filter(t._reason.isnull())
         unknown = ok.select(col).distinct()
         unknown = unknown.filter(~unknown[col].isin(ref[ref_col]))
-        unknown = _materialise(con, unknown, f"_unknown_{tspec.kind}_{col}", temps)
+        unknown = _materialise(wh, unknown, f"_unknown_{tspec.kind}_{col}", temps)
         if not int(unknown.count().execute()):
             continue
         if col == "contact_id" and create_contacts:
@@ -637,7 +635,7 @@ def _flag_unknown_keys(con, t: ir.Table, tspec: TableSpec, create_contacts: bool
         bad = j._reason.isnull() & j._unknown.notnull()
         reason = f"unknown {col} " + _shown(j[col]) + f": no such {ref_col} in {ref_table} ({hint})"
         marked = j.select(*[c for c in t.columns if c != "_reason"], _reason=ibis.ifelse(bad, reason, j._reason))
-        t = _materialise(con, marked, f"_fk_{tspec.kind}_{col}", temps)
+        t = _materialise(wh, marked, f"_fk_{tspec.kind}_{col}", temps)
     return t, new_contacts
 
 
