@@ -93,20 +93,20 @@ def suite_ingest(sizes: list[int], work: Path) -> list[Result]:
                     floor = 1_000_000 if fmt == "parquet" else 300_000
                     results.append(Result("ingest", f"load {kind} ({fmt})", n, rep["input"], s, rss, target, rep["input"] / s >= floor))
             results.append(Result("ingest", f"load all six ({fmt})", n, total_rows, total_s, peak, "peak < 4096 MiB", peak < 4096))
-            if fmt == "parquet":
-                # the floor: DuckDB itself copying the same events file into a table, no checks
-                floor_db = work / f"floor-{n}.duckdb"
-                code = (
-                    "import duckdb,sys; c=duckdb.connect(sys.argv[1]); c.execute('SET enable_progress_bar=false');"
-                    "c.execute('SET preserve_insertion_order=false');"
-                    "c.execute('CREATE TABLE e AS SELECT * FROM read_parquet(?)'.replace('?', repr(sys.argv[2])))"
-                )
-                s, rss, _ = run_step([sys.executable, "-c", code, str(floor_db), str(data / "events.parquet")], work)
-                ours = next(r for r in results if r.step == "load events (parquet)" and r.size == n)
-                results.append(Result("ingest", "baseline: plain DuckDB copy of events.parquet", n, ours.rows, s, rss, "", None))
-                results.append(Result("ingest", f"validation overhead: ours / plain copy = {ours.seconds / s:.2f}x", n, None, 0.0, 0.0, "", None))
-                for p in work.glob(f"floor-{n}.duckdb*"):
-                    p.unlink()
+            # the floor: DuckDB itself copying the same events file into a table, no checks
+            floor_db = work / f"floor-{n}.duckdb"
+            reader = "read_parquet" if fmt == "parquet" else "read_csv"
+            code = (
+                "import duckdb,sys; c=duckdb.connect(sys.argv[1]); c.execute('SET enable_progress_bar=false');"
+                "c.execute('SET preserve_insertion_order=false');"
+                f"c.execute('CREATE TABLE e AS SELECT * FROM {reader}(?)'.replace('?', repr(sys.argv[2])))"
+            )
+            s, rss, _ = run_step([sys.executable, "-c", code, str(floor_db), str(data / f"events.{fmt}")], work)
+            ours = next(r for r in results if r.step == f"load events ({fmt})" and r.size == n)
+            results.append(Result("ingest", f"baseline: plain DuckDB copy of events.{fmt}", n, ours.rows, s, rss, "", None))
+            results.append(Result("ingest", f"validation overhead: ours / plain copy = {ours.seconds / s:.2f}x", n, None, 0.0, 0.0, "", None))
+            for p in work.glob(f"floor-{n}.duckdb*"):
+                p.unlink()
             shutil.rmtree(data, ignore_errors=True)
             for p in work.glob(f"ws-{n}-{fmt}.duckdb*"):
                 p.unlink()
