@@ -403,7 +403,8 @@ def test_rfm_table_is_replaced_whole_or_not_at_all(rand_ws):
     compute_rfm(ws, as_of=AS_OF)  # a second run replaces the table, leaving nothing behind
     pd.testing.assert_frame_equal(as_frame(ws), before)
     assert tables() == names
-    # the text columns are stored uncompressed (choosing a compression cost more than the RFM)
+    # contact ids are stored uncompressed (choosing a compression cost more than the RFM),
+    # cells, names and labels as ENUMs of the map's values; Ibis reads all of them as text
     ws.warehouse.raw.execute("CHECKPOINT")  # small tables are compressed when checkpointed
     kinds = dict(
         ws.warehouse.raw.execute(
@@ -411,8 +412,22 @@ def test_rfm_table_is_replaced_whole_or_not_at_all(rand_ws):
             "FROM pragma_storage_info('rfm') WHERE segment_type = 'VARCHAR' GROUP BY 1"
         ).fetchall()
     )
-    assert set(kinds) == {"contact_id", "cell", "name", "r_label", "f_label", "m_label"}
-    assert set(kinds.values()) == {"Uncompressed"}
+    assert kinds == {"contact_id": "Uncompressed"}
+    types = dict(
+        ws.warehouse.raw.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'rfm' AND column_name IN ('cell', 'name', 'r_label')"
+        ).fetchall()
+    )
+    assert types["cell"].startswith("ENUM('R1F1M1', ") and "'No orders'" in types["name"]
+    assert ws.table("rfm").schema()["name"].is_string()
+    assert before["name"].map(type).eq(str).all()
+    # a value outside the categories is an error, and the old table stays
+    with pytest.raises(Exception, match="(?i)conver|enum"):
+        ws.warehouse.rewrite_table(
+            "rfm", ws.table("rfm"), categories={"name": ["Champions"], "cell": ["R1F1M1"]}
+        )
+    pd.testing.assert_frame_equal(as_frame(ws), before)
     # a write that fails half-way leaves the previous table as it was
     t = ws.table("rfm")
     broken = t.mutate(levels=ibis.ifelse(t.frequency > 2, ibis.literal("x"), "3").cast("int64"))

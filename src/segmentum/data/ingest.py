@@ -11,7 +11,9 @@ The pipeline of one load, all of it vectorised inside the warehouse (no Python l
    so same-day repeats are kept and a re-load yields the same ids);
 5. upsert accepted rows on the natural key (re-loading a file changes nothing), create
    missing contacts if asked, and write every rejected record to ``_quarantine`` with its
-   file, line, raw values and reason. ``accepted + quarantined = input`` always holds.
+   file, line, raw values and reason. ``accepted + quarantined = input`` always holds;
+6. a load of orders or contacts (or one that created contacts) rebuilds the per-contact
+   purchase totals RFM reads (:mod:`.order_totals`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
+from segmentum.data.order_totals import refresh_order_totals
 from segmentum.data.readers import ReadResult, read_to_stage
 from segmentum.data.schema import (
     EVENT_PROPERTY_COLUMNS,
@@ -164,6 +167,8 @@ def load_file(
         result = wh.upsert(kind, to_write, tspec.key, tspec.cluster_by)
         if kind == "orders" and result.updated:
             sync_order_lines(wh, loaded_at=started_at)
+        if kind in ("orders", "contacts") or created:
+            refresh_order_totals(wh)  # RFM reads these per-contact totals
         digest = sha.value()  # hashed while the file was read, checked and written
         quarantined = _write_quarantine(ws, con, raw_con, kind, path, digest, load_id, v, staged, read, plan, started_at)
         report = LoadReport(

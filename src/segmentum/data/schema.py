@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import ibis.expr.datatypes as dt
 
 __all__ = [
+    "cents",
+    "is_purchase",
     "Column",
     "TableSpec",
     "TABLES",
@@ -268,3 +270,17 @@ def is_purchase(status):
     canonical default, "completed"). Returned and cancelled orders count toward nothing.
     Takes and returns Ibis values."""
     return status.isnull() | (status == "completed")
+
+
+def cents(total):
+    """A sum of money in whole cents (an int64 Ibis value), so sums, means and comparisons are
+    exact on every backend. A decimal (the canonical decimal(18, 2) totals, whose sums come
+    back as decimal(38, 2)) is narrowed to 18 digits first - multiplying 38 digits runs on
+    128-bit integers, slowly - which is exact up to 10^14 currency units; beyond that DuckDB
+    raises an out-of-range error instead of giving a wrong number. Floats are rounded to the
+    cent."""
+    kind = total.type()
+    if kind.is_decimal():
+        scale = kind.scale if kind.scale is not None else 2
+        return (total.cast(dt.Decimal(18, scale)) * 100).cast("int64")
+    return (total * 100).round().cast("int64")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -57,10 +57,14 @@ class Warehouse(ABC):
     def insert(self, name: str, obj) -> None:
         self.con.insert(name, obj)
 
-    def rewrite_table(self, name: str, expr: ir.Table) -> None:
+    def rewrite_table(
+        self, name: str, expr: ir.Table, categories: dict[str, Sequence[str]] | None = None
+    ) -> None:
         """Replace a derived table that is rewritten whole on every run (``rfm``, ...) with
         the rows of ``expr``, which may read the table it replaces. Backends may store it
-        in a way that is cheaper to write; the columns and types are ``expr``'s."""
+        in a way that is cheaper to write; the columns and types are ``expr``'s.
+        ``categories`` names text columns whose values are all among a few known ones (a
+        backend may store them as codes; a value outside the list is an error)."""
         self.replace_table(name, expr)
 
     def temp_table(self, name: str, expr: ir.Table) -> ir.Table:

@@ -115,7 +115,7 @@ def compute_rfm(
             "nothing to score. Load orders first, or pick a later --as-of date."
         )
     try:
-        ws.warehouse.rewrite_table(table, model.transform())
+        ws.warehouse.rewrite_table(table, model.transform(), categories=model.text_values())
         per = _per_cell(model.score_totals(), model.segment_map_)
     finally:
         model.release()

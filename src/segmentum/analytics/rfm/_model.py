@@ -6,8 +6,10 @@ bin edges of each axis (quantiles or fixed thresholds) and the cell -> name look
 DataFrame after ``set_output(transform="pandas")``). Everything runs as Ibis expressions;
 only the per-axis histograms (one row per distinct value, one query for the three axes) come
 out to pick quantile edges, and ``score_totals`` brings out one row per cell. The metrics
-are computed in one aggregation pass over the orders and cached in the warehouse for the
-session, so fitting, scoring and the totals read them, not the orders, again.
+are computed in one aggregation pass over the orders - or, for a workspace scored after its
+latest purchase, read from the per-contact totals its loads keep
+(:mod:`segmentum.data.order_totals`) - and cached in the warehouse for the session, so
+fitting, scoring and the totals read them, not the orders, again.
 
 Money is handled in integer cents inside the warehouse, so sums, means and comparisons with
 edges are exact on every backend; ``monetary`` and ``revenue`` are converted to currency
@@ -21,6 +23,7 @@ import decimal
 import itertools
 import math
 import os
+import uuid
 from typing import Any
 
 import ibis
@@ -31,13 +34,21 @@ import pandas as pd
 import yaml
 from ibis.common.exceptions import IbisError
 
-from segmentum.data.schema import is_purchase
+from segmentum.data.order_totals import current_order_totals
+from segmentum.data.schema import cents, is_purchase
 from segmentum.analytics.rfm._edges import bin_counts, quantile_edges
 from segmentum.analytics.rfm._segment_map import AXES, NO_ORDERS, SegmentMap, load_segment_map
 from segmentum.clock import to_utc
 from segmentum.errors import NotFittedError, UsageError, WorkspaceError
 
-__all__ = ["RFM", "RFM_COLUMNS", "load_thresholds", "order_metrics", "to_utc"]
+__all__ = [
+    "RFM",
+    "RFM_COLUMNS",
+    "load_thresholds",
+    "metrics_from_totals",
+    "order_metrics",
+    "to_utc",
+]
 
 # The columns of the `rfm` workspace table, in order (revenue is an extra: the exact sum of
 # the counted orders, which the summaries' revenue shares use whatever `monetary` is).
@@ -58,6 +69,7 @@ RFM_COLUMNS = (
     "levels",
     "revenue",
 )
+_TEXT_COLUMNS = ("cell", "name", "r_label", "f_label", "m_label")
 # metric column each axis scores, in its scoring unit
 _AXIS_COLUMN = {"recency": "recency_days", "frequency": "frequency", "monetary": "monetary_cents"}
 _SCORE = {"recency": "r", "frequency": "f", "monetary": "m"}
@@ -192,28 +204,13 @@ def order_metrics(
     counted = orders.filter(orders.ordered_at < as_of_ts)
     if "status" in orders.columns:
         counted = counted.filter(is_purchase(counted.status))
-    per = counted.group_by("contact_id").agg(
-        _last=lambda t: t.ordered_at.max(),
-        frequency=lambda t: t.count(),
-        _revenue=lambda t: t.total.sum(),
-    )
-    # money in cents: exact for the canonical decimal(18, 2) totals (rounded for floats). The
-    # sum comes back as decimal(38, 2); multiplying that runs on 128-bit integers, slowly, so
-    # it is narrowed to 18 digits first: exact up to 10^14 currency units per contact; a
-    # larger total fails (DuckDB: out-of-range error) instead of coming out wrong.
-    # Days as UTC day numbers from epoch seconds (time-zone free, cheaper than casts to date).
-    revenue_type = per._revenue.type()
-    if revenue_type.is_decimal():
-        scale = revenue_type.scale if revenue_type.scale is not None else 2
-        revenue = per._revenue.cast(dt.Decimal(18, scale)) * 100
-    else:
-        revenue = (per._revenue * 100).round()
-    as_of_day = int(as_of.timestamp()) // 86400
-    per = per.mutate(
-        revenue_cents=revenue.cast("int64"),
-        recency_days=(
-            ibis.literal(as_of_day, type="int64") - _epoch_seconds(per._last) // 86400
-        ).cast("int64"),
+    per = _cents_and_days(
+        counted.group_by("contact_id").agg(
+            _last=lambda t: t.ordered_at.max(),
+            frequency=lambda t: t.count(),
+            _revenue=lambda t: t.total.sum(),
+        ),
+        as_of,
     )
     if contacts is not None:
         _check_columns(contacts, ("contact_id",), "contacts")
@@ -230,6 +227,50 @@ def order_metrics(
         )
     else:
         per = per.select("contact_id", "recency_days", "frequency", "revenue_cents")
+    return _with_monetary(per, monetary)
+
+
+def metrics_from_totals(totals: ir.Table, as_of: _dt.datetime, monetary: str = "sum") -> ir.Table:
+    """:func:`order_metrics` of a workspace, read from its per-contact purchase totals
+    (:mod:`segmentum.data.order_totals`; only valid for an ``as_of`` after every purchase,
+    which :func:`~segmentum.data.order_totals.current_order_totals` checks)."""
+    as_of_ts = ibis.literal(as_of, type="timestamp('UTC')")
+    t = totals.filter(
+        (totals.is_contact & (totals.created_at.isnull() | (totals.created_at < as_of_ts)))
+        | (totals.orders > 0)
+    )
+    per = _with_days(
+        t.select(
+            contact_id=t.contact_id,
+            _last=t.last_ordered_at,
+            frequency=t.orders,
+            revenue_cents=t.revenue_cents,
+        ),
+        as_of,
+    )
+    return _with_monetary(
+        per.select("contact_id", "recency_days", "frequency", "revenue_cents"), monetary
+    )
+
+
+def _cents_and_days(per: ir.Table, as_of: _dt.datetime) -> ir.Table:
+    """Adds revenue_cents (from ``_revenue``, see :func:`~segmentum.data.schema.cents`) and
+    recency_days (from ``_last``) per contact."""
+    return _with_days(per.mutate(revenue_cents=cents(per._revenue)), as_of)
+
+
+def _with_days(per: ir.Table, as_of: _dt.datetime) -> ir.Table:
+    """Adds recency_days from ``_last``: UTC day numbers from epoch seconds (time-zone free,
+    cheaper than casts to date)."""
+    as_of_day = int(as_of.timestamp()) // 86400
+    return per.mutate(
+        recency_days=(
+            ibis.literal(as_of_day, type="int64") - _epoch_seconds(per._last) // 86400
+        ).cast("int64"),
+    )
+
+
+def _with_monetary(per: ir.Table, monetary: str) -> ir.Table:
     if monetary == "sum":
         money = per.revenue_cents
     else:  # mean per counted order, rounded to the cent (halves away from zero)
@@ -281,7 +322,8 @@ class RFM:
     Attributes after ``fit``: ``as_of_``, ``edges_`` (axis -> cut points: days, orders,
     currency units), ``edges_source_`` (axis -> "quantile" / "thresholds"), ``bins_``
     (one row per axis and score with its range and contacts), ``segment_map_``,
-    ``n_contacts_``, ``n_with_orders_``.
+    ``n_contacts_``, ``n_with_orders_``, ``metrics_source_`` ("order totals": the
+    per-contact purchase totals the loads keep, when current; "orders": grouped now).
     """
 
     def __init__(self, levels=3, monetary="sum", thresholds=None, segment_map=None):
@@ -341,6 +383,19 @@ class RFM:
             f"RFM needs a workspace or an Ibis orders table. Got {type(data).__name__} instead."
         )
 
+    def _metrics_for(self, data, contacts, as_of: _dt.datetime) -> tuple[ir.Table, str]:
+        """The per-contact metrics as of ``as_of`` and where they come from: a workspace's
+        purchase totals kept by its loads when they are current ("order totals"), else the
+        orders grouped now ("orders"). Both give the same rows."""
+        from segmentum.workspace import Workspace
+
+        orders, people = self._inputs(data, contacts)
+        if isinstance(data, Workspace) and contacts is None:
+            totals = current_order_totals(data.warehouse, as_of)
+            if totals is not None:
+                return metrics_from_totals(totals, as_of, self.monetary), "order totals"
+        return order_metrics(orders, people, as_of, self.monetary), "orders"
+
     # -- fit / transform ---------------------------------------------------------------
     def fit(self, data, as_of=None, *, contacts: ir.Table | None = None) -> RFM:
         """Learn the edges of each axis from the contacts as of ``as_of`` (default: now).
@@ -356,8 +411,10 @@ class RFM:
             levels, fixed = load_thresholds(self.thresholds, levels)
         segmap = load_segment_map(levels, self.segment_map)
         as_of = to_utc(as_of)
-        orders, contacts = self._inputs(data, contacts)
-        metrics = order_metrics(orders, contacts, as_of, self.monetary).cache()
+        metrics, self.metrics_source_ = self._metrics_for(data, contacts, as_of)
+        # kept for the session: the histograms, the count, the scores and the totals read it
+        self._release = self._keep(data, metrics)
+        metrics = self._release[0]
 
         edges, source, bins = {}, {}, []
         n_with_orders = 0
@@ -386,7 +443,7 @@ class RFM:
         self.n_with_orders_ = n_with_orders
         self.n_contacts_ = int(metrics.count().execute())
         self._metrics = metrics
-        self._fit_inputs = (orders, contacts)
+        self._fit_inputs = (data, contacts)
         return self
 
     def transform(self, data=None, as_of=None, *, contacts: ir.Table | None = None):
@@ -401,10 +458,8 @@ class RFM:
         else:
             as_of = self.as_of_ if as_of is None else to_utc(as_of)
             if data is None:
-                orders, contacts = self._fit_inputs
-            else:
-                orders, contacts = self._inputs(data, contacts)
-            metrics = order_metrics(orders, contacts, as_of, self.monetary)
+                data, contacts = self._fit_inputs
+            metrics, _ = self._metrics_for(data, contacts, as_of)
         if any(not e for e in self._edges_units.values()):
             # fitted on no buyers at all: only "No orders" contacts can be scored
             has_buyers = metrics.filter(metrics.frequency > 0).count().execute()
@@ -425,8 +480,20 @@ class RFM:
     def release(self) -> None:
         """Drop the warehouse cache of the fitted metrics (``transform`` then recomputes)."""
         if getattr(self, "_metrics", None) is not None:
-            self._metrics.release()
+            self._release[1]()
             self._metrics = None
+
+    @staticmethod
+    def _keep(data, metrics: ir.Table) -> tuple[ir.Table, Any]:
+        """The metrics materialised for this session, and how to drop them: a workspace's
+        warehouse writes one temporary table (Ibis' ``cache`` would copy it twice)."""
+        from segmentum.workspace import Workspace
+
+        if isinstance(data, Workspace):
+            wh, name = data.warehouse, f"_rfm_metrics_{uuid.uuid4().hex[:12]}"
+            return wh.temp_table(name, metrics), lambda: wh.drop_temp(name)
+        cached = metrics.cache()
+        return cached, cached.release
 
     def score_totals(self) -> pd.DataFrame:
         """Contacts and sums per score triple (r, f, m) of the fitted contacts, from the cached
@@ -454,6 +521,15 @@ class RFM:
             .to_pandas()
         )
         return per
+
+    def text_values(self) -> dict[str, list[str]]:
+        """Every value ``transform`` can put in each text column (cell, name, labels): those
+        of the fitted map's cells, and "No orders"."""
+        self._check_is_fitted()
+        cells = self.segment_map_.cells()
+        out = {col: sorted({c[col] for c in cells}) for col in _TEXT_COLUMNS}
+        out["name"] = sorted({*out["name"], NO_ORDERS})
+        return out
 
     # -- internals -----------------------------------------------------------------------
     def _scores(self, metrics: ir.Table) -> ir.Table:
