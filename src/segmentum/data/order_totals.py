@@ -41,18 +41,21 @@ _NEEDED = {
 }
 
 
-def _readable(wh, tables: set[str]) -> bool:
-    return all(
-        name in tables and set(cols) <= set(wh.table(name).columns)
-        for name, cols in _NEEDED.items()
-    )
+def _sources(wh) -> dict[str, ir.Table] | None:
+    """The orders and contacts tables, if both exist with the columns the totals need."""
+    tables = set(wh.list_tables())
+    if not all(name in tables for name in _SOURCES):
+        return None
+    out = {name: wh.table(name) for name in _SOURCES}
+    if any(not set(_NEEDED[name]) <= set(t.columns) for name, t in out.items()):
+        return None
+    return out
 
 
-def _fingerprint(wh) -> dict:
+def _fingerprint(sources: dict[str, ir.Table]) -> dict:
     """Row count and newest ``_loaded_at`` of orders and of contacts, in one small query."""
     parts = []
-    for name in _SOURCES:
-        t = wh.table(name)
+    for name, t in sources.items():
         parts.append(
             t.aggregate(**{f"{name}_rows": t.count(), f"{name}_loaded_at": t._loaded_at.max()})
         )
@@ -63,9 +66,10 @@ def _fingerprint(wh) -> dict:
 def refresh_order_totals(wh) -> None:
     """Rebuild the totals from the orders and contacts as they are now (a no-op on a warehouse
     without both tables). Call it inside the transaction that changed them."""
-    if not _readable(wh, set(wh.list_tables())):
+    sources = _sources(wh)
+    if sources is None:
         return
-    orders, contacts = wh.table("orders"), wh.table("contacts")
+    orders, contacts = sources["orders"], sources["contacts"]
     bought = (
         orders.filter(is_purchase(orders.status))
         .group_by("contact_id")
@@ -90,7 +94,7 @@ def refresh_order_totals(wh) -> None:
         wh.rewrite_table(TOTALS_TABLE, totals)
         last = wh.table(TOTALS_TABLE).last_ordered_at.max().to_pyarrow().as_py()
         state = {
-            **_fingerprint(wh),
+            **_fingerprint(sources),
             "last_purchase_at": last,
             "built_at": _dt.datetime.now(_dt.UTC),
         }
@@ -110,14 +114,16 @@ def refresh_order_totals(wh) -> None:
 def current_order_totals(wh, as_of: _dt.datetime) -> ir.Table | None:
     """The totals table if it describes the orders and contacts as they are now and every
     purchase is before ``as_of`` (an aware UTC datetime); otherwise None."""
-    tables = set(wh.list_tables())
-    if not ({TOTALS_TABLE, STATE_TABLE} <= tables and _readable(wh, tables)):
+    if not {TOTALS_TABLE, STATE_TABLE} <= set(wh.list_tables()):
+        return None
+    sources = _sources(wh)
+    if sources is None:
         return None
     rows = wh.table(STATE_TABLE).to_pyarrow().to_pylist()
     if len(rows) != 1:
         return None
     state = rows[0]
-    if any(state[k] != v for k, v in _fingerprint(wh).items()):
+    if any(state[k] != v for k, v in _fingerprint(sources).items()):
         return None
     last = state["last_purchase_at"]
     if last is not None and last >= as_of:

@@ -67,8 +67,11 @@ class Warehouse(ABC):
         backend may store them as codes; a value outside the list is an error)."""
         self.replace_table(name, expr)
 
-    def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
-        """Materialise an expression for this session only (see :meth:`drop_temp`)."""
+    def temp_table(
+        self, name: str, expr: ir.Table, categories: dict[str, Sequence[str]] | None = None
+    ) -> ir.Table:
+        """Materialise an expression for this session only (see :meth:`drop_temp`);
+        ``categories`` as in :meth:`rewrite_table`."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)
 
     def drop_temp(self, name: str) -> None:

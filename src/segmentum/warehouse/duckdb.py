@@ -44,6 +44,18 @@ def _enum_type(values: Sequence[str]) -> str:
     return f"ENUM({literals})"
 
 
+def _column_defs(schema, categories: dict[str, Sequence[str]], uncompressed: bool) -> str:
+    """Column definitions for CREATE TABLE: ENUMs for the text columns in ``categories``."""
+    out = []
+    for col, dtype in schema.items():
+        if categories.get(col) and dtype.is_string():
+            kind = _enum_type(categories[col])
+        else:
+            kind = duckdb_type(dtype) + (" USING COMPRESSION uncompressed" if uncompressed else "")
+        out.append(f"{quote(col)} {kind}")
+    return ", ".join(out)
+
+
 class DuckDBWarehouse(Warehouse):
     name = "duckdb"
 
@@ -89,13 +101,25 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self._in_transaction = False
 
-    def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+    def temp_table(
+        self, name: str, expr: ir.Table, categories: dict[str, Sequence[str]] | None = None
+    ) -> ir.Table:
         """One ``CREATE OR REPLACE TEMP TABLE ... AS``: Ibis's ``create_table(temp=True,
         overwrite=True)`` fills a table under another name and then copies it whole, which
-        for a load's 44M checked events is one more full copy."""
-        self.con._run_pre_execute_hooks(expr)  # registers any in-memory tables it reads
-        self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {self.con.compile(expr)}")
+        for a load's 44M checked events is one more full copy. Columns in ``categories``
+        are ENUMs of those values (see :meth:`rewrite_table`)."""
+        if not categories:
+            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS {self._sql(expr)}")
+        else:
+            columns = _column_defs(expr.schema(), categories, uncompressed=False)
+            self.raw.execute(f"CREATE OR REPLACE TEMP TABLE {quote(name)} ({columns})")
+            self.raw.execute(f"INSERT INTO {quote(name)} {self._sql(expr)}")
         return self.con.table(name)
+
+    def _sql(self, expr: ir.Table) -> str:
+        """The SELECT of an Ibis expression, its in-memory tables registered to run it."""
+        self.con._run_pre_execute_hooks(expr)
+        return self.con.compile(expr)
 
     # -- writes Ibis has no verb for ------------------------------------------------------
     def add_columns(self, name: str, columns: dict[str, dt.DataType]) -> None:
@@ -127,20 +151,11 @@ class DuckDBWarehouse(Warehouse):
         compressed VARCHAR), for some 80 MB on disk. A column in ``categories`` is an ``ENUM`` of those values, stored
         as one-byte codes; Ibis and SQL read an ENUM as text (comparisons with any text,
         ``LIKE``, ``||`` all work)."""
-        categories = categories or {}
-        columns = ", ".join(
-            f"{quote(col)} "
-            + (
-                _enum_type(categories[col])
-                if categories.get(col) and dtype.is_string()
-                else f"{duckdb_type(dtype)} USING COMPRESSION uncompressed"
-            )
-            for col, dtype in expr.schema().items()
-        )
+        columns = _column_defs(expr.schema(), categories or {}, uncompressed=True)
         staging = f"_{name}_{uuid.uuid4().hex[:12]}"
         with self.transaction():
             self.raw.execute(f"CREATE TABLE {quote(staging)} ({columns})")
-            self.insert(staging, expr)
+            self.raw.execute(f"INSERT INTO {quote(staging)} {self._sql(expr)}")  # same order
             self.raw.execute(f"DROP TABLE IF EXISTS {quote(name)}")
             self.raw.execute(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}")
 

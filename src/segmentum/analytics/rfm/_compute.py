@@ -119,11 +119,10 @@ def compute_rfm(
         per = _per_cell(model.score_totals(), model.segment_map_)
     finally:
         model.release()
-    scored = ws.table(table)
     if fmt == "csv":
-        scored.to_csv(os.fspath(out))
+        ws.table(table).to_csv(os.fspath(out))
     elif fmt == "parquet":
-        scored.to_parquet(os.fspath(out))
+        ws.table(table).to_parquet(os.fspath(out))
     cells, names = _summaries(per, model.segment_map_)
     return RFMResult(
         as_of=model.as_of_,

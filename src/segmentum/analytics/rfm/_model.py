@@ -297,7 +297,7 @@ def _histograms(metrics: ir.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for i, axis in enumerate(_AXIS_COLUMN):
         mine = which == i
-        order = np.argsort(values[mine], kind="stable")
+        order = np.argsort(values[mine])  # distinct values (group keys): no ties to keep
         out[axis] = values[mine][order], counts[mine][order]
     return out
 
@@ -387,13 +387,12 @@ class RFM:
         """The per-contact metrics as of ``as_of`` and where they come from: a workspace's
         purchase totals kept by its loads when they are current ("order totals"), else the
         orders grouped now ("orders"). Both give the same rows."""
-        from segmentum.workspace import Workspace
-
-        orders, people = self._inputs(data, contacts)
-        if isinstance(data, Workspace) and contacts is None:
-            totals = current_order_totals(data.warehouse, as_of)
+        wh = _warehouse_of(data)
+        if wh is not None and contacts is None:
+            totals = current_order_totals(wh, as_of)
             if totals is not None:
                 return metrics_from_totals(totals, as_of, self.monetary), "order totals"
+        orders, people = self._inputs(data, contacts)
         return order_metrics(orders, people, as_of, self.monetary), "orders"
 
     # -- fit / transform ---------------------------------------------------------------
@@ -413,8 +412,9 @@ class RFM:
         as_of = to_utc(as_of)
         metrics, self.metrics_source_ = self._metrics_for(data, contacts, as_of)
         # kept for the session: the histograms, the count, the scores and the totals read it
-        self._release = self._keep(data, metrics)
-        metrics = self._release[0]
+        self.release()
+        wh = _warehouse_of(data)
+        metrics = self._keep(wh, metrics)
 
         edges, source, bins = {}, {}, []
         n_with_orders = 0
@@ -444,6 +444,8 @@ class RFM:
         self.n_contacts_ = int(metrics.count().execute())
         self._metrics = metrics
         self._fit_inputs = (data, contacts)
+        if wh is not None:  # cell, name and labels stored as the `rfm` table stores them
+            self._lookup = self._keep(wh, self._cell_lookup(), self.text_values())
         return self
 
     def transform(self, data=None, as_of=None, *, contacts: ir.Table | None = None):
@@ -478,22 +480,35 @@ class RFM:
         return self.fit(data, as_of, contacts=contacts).transform()
 
     def release(self) -> None:
-        """Drop the warehouse cache of the fitted metrics (``transform`` then recomputes)."""
-        if getattr(self, "_metrics", None) is not None:
-            self._release[1]()
-            self._metrics = None
+        """Drop what the fit keeps in the warehouse - the metrics and the cell lookup -
+        (``transform`` then recomputes them)."""
+        for drop in getattr(self, "_kept", []):
+            drop()
+        self._kept: list = []
+        self._metrics = self._lookup = None
 
-    @staticmethod
-    def _keep(data, metrics: ir.Table) -> tuple[ir.Table, Any]:
-        """The metrics materialised for this session, and how to drop them: a workspace's
-        warehouse writes one temporary table (Ibis' ``cache`` would copy it twice)."""
-        from segmentum.workspace import Workspace
+    def _keep(self, wh, expr: ir.Table, categories=None) -> ir.Table:
+        """``expr`` materialised until :meth:`release`: one temporary table in a workspace's
+        warehouse (Ibis' ``cache`` would copy it twice there), else Ibis' cache."""
+        if wh is None:
+            cached = expr.cache()
+            self._kept.append(cached.release)
+            return cached
+        name = f"_rfm_{uuid.uuid4().hex[:12]}"
+        table = wh.temp_table(name, expr, categories)
+        self._kept.append(lambda: wh.drop_temp(name))
+        return table
 
-        if isinstance(data, Workspace):
-            wh, name = data.warehouse, f"_rfm_metrics_{uuid.uuid4().hex[:12]}"
-            return wh.temp_table(name, metrics), lambda: wh.drop_temp(name)
-        cached = metrics.cache()
-        return cached, cached.release
+    def _cell_lookup(self) -> ir.Table:
+        """One row per cell of the map by its code ``100 r + 10 f + m``, with its cell, name
+        and labels; code 0 is for contacts without orders ("No orders")."""
+        rows = [
+            {"code": 100 * c["r"] + 10 * c["f"] + c["m"], **{k: c[k] for k in _TEXT_COLUMNS}}
+            for c in self.segment_map_.cells()
+        ]
+        rows.append({"code": 0, **dict.fromkeys(_TEXT_COLUMNS), "name": NO_ORDERS})
+        schema = {"code": "int64", **dict.fromkeys(_TEXT_COLUMNS, "string")}
+        return ibis.memtable(pd.DataFrame(rows), schema=schema)
 
     def score_totals(self) -> pd.DataFrame:
         """Contacts and sums per score triple (r, f, m) of the fitted contacts, from the cached
@@ -554,12 +569,11 @@ class RFM:
         """The `rfm` rows: scores, then cell / name / labels from the small per-cell lookup."""
         levels = self.levels_
         scored = self._scores(metrics)
-        lookup = ibis.memtable(
-            pd.DataFrame(self.segment_map_.cells()).astype(
-                {"r": "int64", "f": "int64", "m": "int64"}
-            )
-        )
-        joined = scored.left_join(lookup, ["r", "f", "m"])
+        scored = scored.mutate(_code=(scored.r * 100 + scored.f * 10 + scored.m).fill_null(0))
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = self._cell_lookup()
+        joined = scored.left_join(lookup, scored._code == lookup.code)
         return joined.select(
             contact_id=joined.contact_id,
             as_of=ibis.literal(as_of, type="timestamp('UTC')"),
@@ -570,7 +584,7 @@ class RFM:
             f=joined.f,
             m=joined.m,
             cell=joined.cell,
-            name=joined.name.fill_null(NO_ORDERS),
+            name=joined.name,
             r_label=joined.r_label,
             f_label=joined.f_label,
             m_label=joined.m_label,
@@ -601,6 +615,13 @@ class RFM:
                 }
             )
         return rows
+
+
+def _warehouse_of(data):
+    """The warehouse of a workspace, or None (an Ibis table was given)."""
+    from segmentum.workspace import Workspace
+
+    return data.warehouse if isinstance(data, Workspace) else None
 
 
 def _from_units(axis: str, edges: list) -> list:
