@@ -92,7 +92,8 @@ def test_totals_are_used_only_when_current_and_after_the_latest_purchase(make_ws
     last = max(pd.Timestamp(o["ordered_at"]) for o in orders if o["status"] in ("completed", None))
     # a date before the latest purchase leaves purchases out: the orders are grouped
     assert current_order_totals(wh, last.to_pydatetime()) is None
-    assert current_order_totals(wh, (last + pd.Timedelta(microseconds=1)).to_pydatetime()) is not None
+    just_after = (last + pd.Timedelta(microseconds=1)).to_pydatetime()
+    assert current_order_totals(wh, just_after) is not None
     assert RFM().fit(ws, as_of=last.to_pydatetime()).metrics_source_ == "orders"
 
     # an order written after the totals (its own load stamp) makes them stale ...

@@ -6,9 +6,10 @@ time. Loads pay for it once (about a second at that size), inside their own tran
 
 ``_order_totals`` has one row per contact or buyer:
     contact_id, is_contact (has a row in contacts), created_at (null for a buyer without
-    one), last_ordered_at (latest purchase), orders (purchases), revenue_cents (their total, the
-    exact sum of ``orders.total`` in whole cents). A purchase is a completed order or one with no status
-    (:func:`segmentum.data.schema.is_purchase`); contacts who never bought have 0 orders.
+    one), last_ordered_at (latest purchase), orders (purchases), revenue_cents (their total,
+    the exact sum of ``orders.total`` in whole cents). A purchase is a completed order or one
+    with no status (:func:`segmentum.data.schema.is_purchase`); contacts who never bought
+    have 0 orders.
 ``_order_totals_state`` has one row: what they were built from - the number of rows and the
 newest ``_loaded_at`` of orders and of contacts, the latest purchase, and when.
 
@@ -17,7 +18,9 @@ newest ``_loaded_at`` of orders and of contacts, the latest purchase, and when.
 and only for an as-of date after the latest purchase, when "ordered before the as-of date"
 leaves every purchase in. Anything else - a past date, a table changed outside ``segmentum
 load`` so that its stamps moved, a workspace from before the totals - gets ``None``, and the
-caller groups the orders itself.
+caller groups the orders itself. An edit made with SQL that keeps both the row count and the
+stamps (an UPDATE that leaves ``_loaded_at``) cannot be seen: call
+:func:`refresh_order_totals` after one.
 """
 
 from __future__ import annotations

@@ -148,9 +148,9 @@ class DuckDBWarehouse(Warehouse):
         applying compressions (DuckDB tries FSST and dictionaries on every text column, ALP
         on doubles) costs more than the rest of the write: RFM's table of a million contacts
         is written in 0.3-0.45 s instead of 0.55-0.8 s (0.9-1.2 s with its text columns as
-        compressed VARCHAR), for some 80 MB on disk. A column in ``categories`` is an ``ENUM`` of those values, stored
-        as one-byte codes; Ibis and SQL read an ENUM as text (comparisons with any text,
-        ``LIKE``, ``||`` all work)."""
+        compressed VARCHAR), for some 80 MB on disk. A column in ``categories`` is an
+        ``ENUM`` of those values, stored as one-byte codes; Ibis and SQL read an ENUM as text
+        (comparisons with any text, ``LIKE``, ``||`` all work)."""
         columns = _column_defs(expr.schema(), categories or {}, uncompressed=True)
         staging = f"_{name}_{uuid.uuid4().hex[:12]}"
         with self.transaction():
