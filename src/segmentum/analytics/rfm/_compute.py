@@ -2,8 +2,7 @@
 
 ``compute_rfm`` fits an :class:`RFM`, writes its per-contact table into the warehouse in one
 ``INSERT ... SELECT`` (and optionally to a CSV / Parquet file, straight from the warehouse)
-and brings out only the per-cell totals, grouped on the integer scores of the cached metrics
-(names and labels come from the small cell lookup, not from a million strings).
+and summarises the written table (:func:`summarise`): only the totals per cell come out.
 ``rfm_migration`` scores two dates and counts contacts per (from, to) pair.
 """
 
@@ -116,14 +115,14 @@ def compute_rfm(
         )
     try:
         ws.warehouse.rewrite_table(table, model.transform(), categories=model.text_values())
-        per = _per_cell(model.score_totals(), model.segment_map_)
     finally:
         model.release()
+    scored = ws.table(table)
     if fmt == "csv":
-        ws.table(table).to_csv(os.fspath(out))
+        scored.to_csv(os.fspath(out))
     elif fmt == "parquet":
-        ws.table(table).to_parquet(os.fspath(out))
-    cells, names = _summaries(per, model.segment_map_)
+        scored.to_parquet(os.fspath(out))
+    cells, names = summarise(scored, model.segment_map_)
     return RFMResult(
         as_of=model.as_of_,
         levels=model.levels_,
@@ -165,36 +164,6 @@ def summarise(scored, segmap: SegmentMap) -> tuple[pd.DataFrame, pd.DataFrame]:
         .to_pandas()
     )
     return _summaries(per, segmap)
-
-
-def _per_cell(totals: pd.DataFrame, segmap: SegmentMap) -> pd.DataFrame:
-    """``RFM.score_totals()`` (per r, f, m) in the shape :func:`summarise` groups to: one row
-    per (cell, r, f, m, name), cell and name from the map's lookup, "No orders" when unscored.
-    Money sums arrive in whole cents and become currency units here."""
-    per = totals.copy()
-    for col in ("r", "f", "m"):
-        per[col] = per[col].astype("float64")
-    lookup = pd.DataFrame(segmap.cells())[["r", "f", "m", "cell", "name"]].astype(
-        {"r": "float64", "f": "float64", "m": "float64"}
-    )
-    per = per.merge(lookup, on=["r", "f", "m"], how="left")
-    per["name"] = per["name"].where(per["r"].notna(), NO_ORDERS)
-    return pd.DataFrame(
-        {
-            "cell": per["cell"],
-            "r": per["r"],
-            "f": per["f"],
-            "m": per["m"],
-            "name": per["name"],
-            "contacts": per["contacts"].astype("int64"),
-            "revenue": per["revenue_cents"].astype("float64") / 100,
-            "_sum_recency": per["sum_recency"].astype("float64"),
-            "_n_recency": per["n_recency"].astype("float64"),
-            "_sum_frequency": per["sum_frequency"].astype("float64"),
-            "_sum_monetary": per["monetary_cents"].astype("float64") / 100,
-            "_n_monetary": per["n_monetary"].astype("float64"),
-        }
-    )
 
 
 def _summaries(per: pd.DataFrame, segmap: SegmentMap) -> tuple[pd.DataFrame, pd.DataFrame]:

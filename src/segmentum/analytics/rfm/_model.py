@@ -5,11 +5,10 @@ bin edges of each axis (quantiles or fixed thresholds) and the cell -> name look
 ``transform`` scores contacts with those edges and returns a lazy Ibis table (or a pandas
 DataFrame after ``set_output(transform="pandas")``). Everything runs as Ibis expressions;
 only the per-axis histograms (one row per distinct value, one query for the three axes) come
-out to pick quantile edges, and ``score_totals`` brings out one row per cell. The metrics
-are computed in one aggregation pass over the orders - or, for a workspace scored after its
-latest purchase, read from the per-contact totals its loads keep
-(:mod:`segmentum.data.order_totals`) - and cached in the warehouse for the session, so
-fitting, scoring and the totals read them, not the orders, again.
+out to pick quantile edges. The metrics are computed in one aggregation pass over the
+orders - or, for a workspace scored after its latest purchase, read from the per-contact
+totals its loads keep (:mod:`segmentum.data.order_totals`) - and kept in the warehouse for
+the session, so fitting and scoring read them, not the orders, again.
 
 Money is handled in integer cents inside the warehouse, so sums, means and comparisons with
 edges are exact on every backend; ``monetary`` and ``revenue`` are converted to currency
@@ -411,7 +410,8 @@ class RFM:
         segmap = load_segment_map(levels, self.segment_map)
         as_of = to_utc(as_of)
         metrics, self.metrics_source_ = self._metrics_for(data, contacts, as_of)
-        # kept for the session: the histograms, the count, the scores and the totals read it
+        # kept for the session: the histograms, the count and the scores read them (from the
+        # load-time totals too: reading that table three times makes a first run slower)
         self.release()
         wh = _warehouse_of(data)
         metrics = self._keep(wh, metrics)
@@ -509,33 +509,6 @@ class RFM:
         rows.append({"code": 0, **dict.fromkeys(_TEXT_COLUMNS), "name": NO_ORDERS})
         schema = {"code": "int64", **dict.fromkeys(_TEXT_COLUMNS, "string")}
         return ibis.memtable(pd.DataFrame(rows), schema=schema)
-
-    def score_totals(self) -> pd.DataFrame:
-        """Contacts and sums per score triple (r, f, m) of the fitted contacts, from the cached
-        metrics: one row per non-empty cell plus one row (r, f, m null) for contacts without
-        orders. Columns: r, f, m, contacts, revenue_cents, monetary_cents, sum_recency,
-        n_recency, sum_frequency, n_monetary (money sums in exact integer cents).
-
-        This is what the summaries need, without building any per-contact text.
-        """
-        self._check_is_fitted()
-        if self._metrics is None:
-            raise NotFittedError("The fitted metrics were released: fit the RFM again.")
-        s = self._scores(self._metrics)
-        per = (
-            s.group_by(["r", "f", "m"])
-            .agg(
-                contacts=lambda t: t.count(),
-                revenue_cents=lambda t: t.revenue_cents.sum(),
-                monetary_cents=lambda t: t.monetary_cents.sum(),
-                sum_recency=lambda t: t.recency_days.sum(),
-                n_recency=lambda t: t.recency_days.count(),
-                sum_frequency=lambda t: t.frequency.sum(),
-                n_monetary=lambda t: t.monetary_cents.count(),
-            )
-            .to_pandas()
-        )
-        return per
 
     def text_values(self) -> dict[str, list[str]]:
         """Every value ``transform`` can put in each text column (cell, name, labels): those
