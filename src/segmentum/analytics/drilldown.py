@@ -33,13 +33,15 @@ value for ``by`` are grouped under ``"(unknown)"``.
 eccentric customer cannot top the list. Rows are sorted by lift (descending), then by
 segment share (descending), then by key.
 
-The aggregation runs in the warehouse; only one row per key comes out.
+The aggregation runs in the warehouse (the recent order lines kept in a temporary table for
+its two passes); only one row per key comes out.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import re
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -253,22 +255,29 @@ def drilldown(
         value=lines.quantity * lines.unit_price,
         member=lines._in.fill_null(False),
     )
-    per_key = (
-        lines.group_by("key")
-        .agg(
-            segment_value=lines.value.sum(where=lines.member),
-            segment_quantity=lines.quantity.sum(where=lines.member),
-            segment_contacts=lines.contact_id.nunique(where=lines.member),
-            base_value=lines.value.sum(),
-            base_quantity=lines.quantity.sum(),
-            base_contacts=lines.contact_id.nunique(),
+    # the recent lines are read twice (per key, then distinct buyers overall): ranking every
+    # contact's orders is most of the work (2 s of 2.5 s at 1M contacts), so it runs once
+    wh, temp = ws.warehouse, f"_drilldown_{uuid.uuid4().hex[:12]}"
+    lines = wh.temp_table(temp, lines)
+    try:
+        per_key = (
+            lines.group_by("key")
+            .agg(
+                segment_value=lines.value.sum(where=lines.member),
+                segment_quantity=lines.quantity.sum(where=lines.member),
+                segment_contacts=lines.contact_id.nunique(where=lines.member),
+                base_value=lines.value.sum(),
+                base_quantity=lines.quantity.sum(),
+                base_contacts=lines.contact_id.nunique(),
+            )
+            .to_pandas()
         )
-        .to_pandas()
-    )
-    counts = lines.aggregate(
-        segment_buyers=lines.contact_id.nunique(where=lines.member),
-        base_buyers=lines.contact_id.nunique(),
-    ).to_pandas()
+        counts = lines.aggregate(
+            segment_buyers=lines.contact_id.nunique(where=lines.member),
+            base_buyers=lines.contact_id.nunique(),
+        ).to_pandas()
+    finally:
+        wh.drop_temp(temp)
     n_members = int(seg.members.count().execute())
     segment_buyers = int(counts["segment_buyers"].iloc[0] or 0) if len(counts) else 0
     base_buyers = int(counts["base_buyers"].iloc[0] or 0) if len(counts) else 0
