@@ -49,7 +49,14 @@ Names and labels
 The `rfm` workspace table (one row per contact; ``RFM_COLUMNS``)
     contact_id, as_of, recency_days, frequency, monetary, r, f, m, cell, name, r_label,
     f_label, m_label, levels, revenue. Written in one INSERT ... SELECT and swapped in
-    atomically; on DuckDB its text columns are stored uncompressed (faster to write).
+    atomically. On DuckDB it is stored uncompressed (faster to write), and cell, name and
+    labels as ENUMs of the map's values (read as text everywhere).
+
+Where the metrics come from
+    For a workspace scored after its latest purchase, from the per-contact purchase totals
+    that every load of orders or contacts rebuilds (:mod:`segmentum.data.order_totals`), as
+    long as they still describe those tables; otherwise from grouping the orders. Both give
+    the same table; ``RFM.metrics_source_`` says which was used.
 """
 
 from segmentum.analytics.rfm._compute import (
