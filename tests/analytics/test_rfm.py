@@ -757,6 +757,7 @@ def test_cli_json_and_tables(cli, tmp_path, ws_builder):
         data["levels"] == 3 and len(data["cells"]) == 27 and data["as_of"].startswith("2024-07-01")
     )
     assert data["contacts"] == len(ref_metrics(contacts, orders, AS_OF, "sum"))
+    assert data["metrics_from"] == "orders"  # rows written directly: no load-time totals
     assert len(pd.read_csv(tmp_path / "x.csv")) == data["contacts"]
 
     result = runner.invoke(cli, ["rfm", "-w", path, "--as-of", "2024-07-01", "--levels", "5"])

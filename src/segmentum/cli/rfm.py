@@ -117,6 +117,8 @@ def _print_result(res) -> None:
         f"monetary = {res.monetary} - {res.contacts:,} contacts "
         f"({res.contacts_with_orders:,} with orders, {no_orders:,} without)"
     )
+    if res.metrics_from == "order totals":
+        console.print("[dim]Read from the per-contact purchase totals the last load kept.[/]")
     grids = _grid_tables(res)
     console.print(Columns(grids) if len(grids) > 1 else grids[0])
 

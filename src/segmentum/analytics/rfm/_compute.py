@@ -50,6 +50,7 @@ class RFMResult:
     contacts_with_orders: int
     table: str = "rfm"
     out: str | None = None
+    metrics_from: str = "orders"  # or "order totals": the per-contact totals loads keep
     model: RFM | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -68,6 +69,7 @@ class RFMResult:
             "names": self.names,
             "table": self.table,
             "out": self.out,
+            "metrics_from": self.metrics_from,
         }
 
 
@@ -136,6 +138,7 @@ def compute_rfm(
         contacts_with_orders=model.n_with_orders_,
         table=table,
         out=os.fspath(out) if out is not None else None,
+        metrics_from=model.metrics_source_,
         model=model,
     )
 
