@@ -20,6 +20,10 @@ def _timed(fn):
     return time.perf_counter() - t, out
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def _warm(fn, repeat: int = 3):
     """(median of ``repeat`` warm runs, the first (cold) run, the last result): one slow
     moment of a shared machine moves a median less than a single time."""
@@ -28,7 +32,7 @@ def _warm(fn, repeat: int = 3):
     for _ in range(repeat):
         s, out = _timed(fn)
         times.append(s)
-    return sorted(times)[len(times) // 2], cold, out
+    return _median(times), cold, out
 
 
 def step_rfm(ws, as_of):
@@ -72,9 +76,10 @@ def step_rfm_pandas(ws, as_of):
     cells = pd.DataFrame(segmap.cells())
     load = time.perf_counter() - t
     ts = pd.Timestamp(as_of)
-    marks = {}
+    scores = []  # each run's time up to the per-cell summary
 
     def rfm(path):
+        start = time.perf_counter()
         o = orders[(orders.ordered_at < ts) & (orders.status.isna() | (orders.status == "completed"))]
         g = o.groupby("contact_id").agg(last=("ordered_at", "max"), frequency=("ordered_at", "size"),
                                         monetary=("total", "sum"))
@@ -88,7 +93,7 @@ def step_rfm_pandas(ws, as_of):
         g["cell"] = "R" + g.r.astype(str) + "F" + g.f.astype(str) + "M" + g.m.astype(str)
         out = contacts[contacts.created_at < ts].merge(g.reset_index(), on="contact_id", how="left")
         summary = out.groupby("cell").agg(contacts=("contact_id", "size"), revenue=("monetary", "sum"))
-        marks["scores"] = time.perf_counter()
+        scores.append(time.perf_counter() - start)
         # names and labels from the map, the per-name summary, the table kept in a file
         out["name"] = out["cell"].map(dict(zip(cells.cell, cells.name))).fillna("No orders")
         for axis in ("r", "f", "m"):
@@ -100,18 +105,9 @@ def step_rfm_pandas(ws, as_of):
         out.to_parquet(path)
         return out, summary, names
 
-    scores = []
-
-    def timed_rfm(path):
-        start = time.perf_counter()
-        out = rfm(path)
-        scores.append(marks["scores"] - start)
-        return out
-
     with tempfile.TemporaryDirectory() as tmp:
-        s, cold, (out, _, _) = _warm(lambda: timed_rfm(Path(tmp) / "rfm.parquet"))
-    warm_scores = sorted(scores[1:])[len(scores[1:]) // 2]
-    return {"seconds": s, "cold_seconds": cold, "scores_seconds": warm_scores,
+        s, cold, (out, _, _) = _warm(lambda: rfm(Path(tmp) / "rfm.parquet"))
+    return {"seconds": s, "cold_seconds": cold, "scores_seconds": _median(scores[1:]),
             "rows": len(out), "load_seconds": load}
 
 

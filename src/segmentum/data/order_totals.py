@@ -37,19 +37,18 @@ __all__ = ["STATE_TABLE", "TOTALS_TABLE", "current_order_totals", "refresh_order
 
 TOTALS_TABLE = "_order_totals"
 STATE_TABLE = "_order_totals_state"
-_SOURCES = ("orders", "contacts")
-_NEEDED = {
+_NEEDED = {  # the tables the totals are built from, and the columns they read
     "orders": ("contact_id", "ordered_at", "total", "status", "_loaded_at"),
     "contacts": ("contact_id", "created_at", "_loaded_at"),
 }
 
 
-def _sources(wh) -> dict[str, ir.Table] | None:
-    """The orders and contacts tables, if both exist with the columns the totals need."""
-    tables = set(wh.list_tables())
-    if not all(name in tables for name in _SOURCES):
+def _sources(wh, tables: set[str]) -> dict[str, ir.Table] | None:
+    """The orders and contacts tables, if both are in ``tables`` (the warehouse's) with the
+    columns the totals need."""
+    if not all(name in tables for name in _NEEDED):
         return None
-    out = {name: wh.table(name) for name in _SOURCES}
+    out = {name: wh.table(name) for name in _NEEDED}
     if any(not set(_NEEDED[name]) <= set(t.columns) for name, t in out.items()):
         return None
     return out
@@ -69,7 +68,7 @@ def _fingerprint(sources: dict[str, ir.Table]) -> dict:
 def refresh_order_totals(wh) -> None:
     """Rebuild the totals from the orders and contacts as they are now (a no-op on a warehouse
     without both tables). Call it inside the transaction that changed them."""
-    sources = _sources(wh)
+    sources = _sources(wh, set(wh.list_tables()))
     if sources is None:
         return
     orders, contacts = sources["orders"], sources["contacts"]
@@ -117,9 +116,10 @@ def refresh_order_totals(wh) -> None:
 def current_order_totals(wh, as_of: _dt.datetime) -> ir.Table | None:
     """The totals table if it describes the orders and contacts as they are now and every
     purchase is before ``as_of`` (an aware UTC datetime); otherwise None."""
-    if not {TOTALS_TABLE, STATE_TABLE} <= set(wh.list_tables()):
+    tables = set(wh.list_tables())
+    if not {TOTALS_TABLE, STATE_TABLE} <= tables:
         return None
-    sources = _sources(wh)
+    sources = _sources(wh, tables)
     if sources is None:
         return None
     rows = wh.table(STATE_TABLE).to_pyarrow().to_pylist()

@@ -203,14 +203,12 @@ def order_metrics(
     counted = orders.filter(orders.ordered_at < as_of_ts)
     if "status" in orders.columns:
         counted = counted.filter(is_purchase(counted.status))
-    per = _cents_and_days(
-        counted.group_by("contact_id").agg(
-            _last=lambda t: t.ordered_at.max(),
-            frequency=lambda t: t.count(),
-            _revenue=lambda t: t.total.sum(),
-        ),
-        as_of,
+    per = counted.group_by("contact_id").agg(
+        _last=lambda t: t.ordered_at.max(),
+        frequency=lambda t: t.count(),
+        _revenue=lambda t: t.total.sum(),
     )
+    per = _with_days(per.mutate(revenue_cents=cents(per._revenue)), as_of)
     if contacts is not None:
         _check_columns(contacts, ("contact_id",), "contacts")
         people = contacts
@@ -250,12 +248,6 @@ def metrics_from_totals(totals: ir.Table, as_of: _dt.datetime, monetary: str = "
     return _with_monetary(
         per.select("contact_id", "recency_days", "frequency", "revenue_cents"), monetary
     )
-
-
-def _cents_and_days(per: ir.Table, as_of: _dt.datetime) -> ir.Table:
-    """Adds revenue_cents (from ``_revenue``, see :func:`~segmentum.data.schema.cents`) and
-    recency_days (from ``_last``) per contact."""
-    return _with_days(per.mutate(revenue_cents=cents(per._revenue)), as_of)
 
 
 def _with_days(per: ir.Table, as_of: _dt.datetime) -> ir.Table:
