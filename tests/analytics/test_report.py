@@ -139,8 +139,10 @@ def test_a_stored_rfm_table_is_read_for_its_date(shop):
             assert default_as_of(ws) == stored.as_of
             summary = rfm_summary(ws)  # as of the table's date
             other = rfm_summary(ws, "2024-05-01")  # another date: scored afresh
-        finally:
-            ws.warehouse.con.drop_table("rfm")
+        finally:  # the view and the tables it reads: the shared workspace as it was
+            ws.warehouse.con.drop_view("rfm")
+            for part in ("_rfm_rows", "_rfm_cells"):
+                ws.warehouse.con.drop_table(part)
     assert summary.source == "table" and summary.as_of == stored.as_of
     pd.testing.assert_frame_equal(summary.cells, stored.cells)
     assert other.source == "computed"

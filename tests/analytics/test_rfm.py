@@ -405,31 +405,40 @@ def test_rfm_table_is_replaced_whole_or_not_at_all(rand_ws):
     compute_rfm(ws, as_of=AS_OF)  # a second run replaces the table, leaving nothing behind
     pd.testing.assert_frame_equal(as_frame(ws), before)
     assert tables() == names
-    # contact ids are stored uncompressed (choosing a compression cost more than the RFM),
-    # cells, names and labels as ENUMs of the map's values; Ibis reads all of them as text
-    ws.warehouse.raw.execute("CHECKPOINT")  # small tables are compressed when checkpointed
+    # stored as a narrow table of scores by cell code and a lookup of the map's cells, with
+    # `rfm` the view joining them; contact ids uncompressed (a compression costs more to
+    # choose than the whole RFM); Ibis reads the view like any table
     kinds = dict(
         ws.warehouse.raw.execute(
-            "SELECT column_name, string_agg(DISTINCT compression) "
-            "FROM pragma_storage_info('rfm') WHERE segment_type = 'VARCHAR' GROUP BY 1"
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_name IN ('rfm', '_rfm_rows', '_rfm_cells')"
         ).fetchall()
     )
-    assert kinds == {"contact_id": "Uncompressed"}
-    types = dict(
-        ws.warehouse.raw.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = 'rfm' AND column_name IN ('cell', 'name', 'r_label')"
-        ).fetchall()
+    assert kinds == {"rfm": "VIEW", "_rfm_rows": "BASE TABLE", "_rfm_cells": "BASE TABLE"}
+    assert ws.table("_rfm_rows").columns == (
+        "contact_id", "recency_days", "frequency", "revenue", "code"
     )
-    assert types["cell"].startswith("ENUM('R1F1M1', ") and "'No orders'" in types["name"]
+    ws.warehouse.raw.execute("CHECKPOINT")  # small tables are compressed when checkpointed
+    stored = ws.warehouse.raw.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('_rfm_rows') "
+        "WHERE column_name = 'contact_id' AND segment_type = 'VARCHAR'"
+    ).fetchall()
+    assert stored == [("Uncompressed",)]
+    assert ws.table("_rfm_cells").count().execute() == 28  # 27 cells and "No orders"
     assert ws.table("rfm").schema()["name"].is_string()
     assert before["name"].map(type).eq(str).all()
-    # a value outside the categories is an error, and the old table stays
-    with pytest.raises(Exception, match="(?i)conver|enum"):
-        ws.warehouse.rewrite_table(
-            "rfm", ws.table("rfm"), categories={"name": ["Champions"], "cell": ["R1F1M1"]}
-        )
+    # a part that fails half-way leaves the previous view and its tables as they were
+    model = RFM().fit(ws, as_of=AS_OF)
+    parts, view = model.stored_parts()
+    rows = parts["rows"]
+    parts["rows"] = rows.mutate(
+        code=ibis.ifelse(rows.frequency > 2, ibis.literal("x"), "1").cast("int16")
+    )
+    with pytest.raises(Exception, match="(?i)conver|cast"):
+        ws.warehouse.rewrite_view("rfm", parts, view)
+    model.release()
     pd.testing.assert_frame_equal(as_frame(ws), before)
+    assert tables() == names
     # a write that fails half-way leaves the previous table as it was
     t = ws.table("rfm")
     broken = t.mutate(levels=ibis.ifelse(t.frequency > 2, ibis.literal("x"), "3").cast("int64"))
@@ -449,16 +458,14 @@ def test_rfm_table_is_replaced_whole_or_not_at_all(rand_ws):
               st.text(max_size=12)),
 )
 def test_rules_on_the_stored_text_columns_compare_any_value(rand_ws, template, value):
-    """cell, name and labels are stored as ENUMs: a rule compares them with any text - one
-    that is not among their values too - and gets what pandas gets on the same table."""
+    """cell, name and labels come from the view's lookup of the map's cells: a rule compares
+    them with any text - one that is not among their values too - and gets what pandas gets
+    on the same table."""
     from segmentum.segments import SegmentEngine, SegmentError
     from segmentum.segments.lexer import quote_string
 
     ws = rand_ws[0]
-    if not ws.warehouse.has_table("rfm") or "ENUM" not in ws.warehouse.raw.execute(
-        "SELECT data_type FROM information_schema.columns "
-        "WHERE table_name = 'rfm' AND column_name = 'cell'"
-    ).fetchone()[0]:
+    if not ws.warehouse.has_table("rfm"):
         compute_rfm(ws, as_of=AS_OF)
     rule = template.replace("{v}", quote_string(value))
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -57,21 +57,28 @@ class Warehouse(ABC):
     def insert(self, name: str, obj) -> None:
         self.con.insert(name, obj)
 
-    def rewrite_table(
-        self, name: str, expr: ir.Table, categories: dict[str, Sequence[str]] | None = None
-    ) -> None:
-        """Replace a derived table that is rewritten whole on every run (``rfm``, ...) with
-        the rows of ``expr``, which may read the table it replaces. Backends may store it
-        in a way that is cheaper to write; the columns and types are ``expr``'s.
-        ``categories`` names text columns whose values are all among a few known ones (a
-        backend may store them as codes; a value outside the list is an error)."""
+    def rewrite_table(self, name: str, expr: ir.Table) -> None:
+        """Replace a derived table that is rewritten whole on every run (``_order_totals``,
+        ...) with the rows of ``expr``, which may read the table it replaces. Backends may
+        store it in a way that is cheaper to write; the columns and types are ``expr``'s."""
         self.replace_table(name, expr)
 
-    def temp_table(
-        self, name: str, expr: ir.Table, categories: dict[str, Sequence[str]] | None = None
-    ) -> ir.Table:
-        """Materialise an expression for this session only (see :meth:`drop_temp`);
-        ``categories`` as in :meth:`rewrite_table`."""
+    def rewrite_view(
+        self,
+        name: str,
+        parts: dict[str, ir.Table],
+        view: Callable[[dict[str, ir.Table]], ir.Table],
+    ) -> None:
+        """Replace the derived table ``name`` with the rows of ``view(parts)``, where
+        ``view`` only joins and relabels the ``parts`` (say a narrow per-contact table and
+        a small lookup of what its codes mean). A backend where a view over stored tables
+        costs next to nothing to read keeps each part as the table ``_{name}_{part}`` and
+        ``name`` as that view, which is much cheaper to write than the wide rows; here they
+        are written as one table."""
+        self.rewrite_table(name, view(parts))
+
+    def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+        """Materialise an expression for this session only (see :meth:`drop_temp`)."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)
 
     def drop_temp(self, name: str) -> None:

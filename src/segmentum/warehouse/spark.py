@@ -16,7 +16,6 @@ your Spark jobs). No value is ever spliced into SQL text: writes go through Data
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -150,11 +149,8 @@ class SparkWarehouse(Warehouse):
     def _write(self, name: str, df, mode: str) -> None:
         df.write.mode(mode).format("parquet").option("path", self._location(name)).saveAsTable(name)
 
-    def temp_table(
-        self, name: str, expr: ir.Table, categories: dict[str, Sequence[str]] | None = None
-    ) -> ir.Table:
-        """A temporary view over the expression's rows, computed once (checkpointed); text
-        columns stay text whatever ``categories`` says."""
+    def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+        """A temporary view over the expression's rows, computed once (checkpointed)."""
         self._frame(expr).localCheckpoint().createOrReplaceTempView(name)
         return self.con.table(name)
 

@@ -48,9 +48,12 @@ Names and labels
 
 The `rfm` workspace table (one row per contact; ``RFM_COLUMNS``)
     contact_id, as_of, recency_days, frequency, monetary, r, f, m, cell, name, r_label,
-    f_label, m_label, levels, revenue. Written in one INSERT ... SELECT and swapped in
-    atomically. On DuckDB it is stored uncompressed (faster to write), and cell, name and
-    labels as ENUMs of the map's values (read as text everywhere).
+    f_label, m_label, levels, revenue. Replaced atomically on every run. On DuckDB `rfm` is
+    a view: one narrow row per contact (id, recency, frequency, revenue, monetary when it is
+    a mean, and the cell's code ``100 r + 10 f + m``) in ``_rfm_rows``, stored
+    uncompressed, joined with the map's cells, scores, names and labels in ``_rfm_cells``.
+    Writing 5 columns instead of 15 halves RFM's time at 1M contacts; reading the view costs
+    a join with 28 rows. Other backends store the wide table.
 
 Where the metrics come from
     For a workspace scored after its latest purchase, from the per-contact purchase totals

@@ -1,8 +1,10 @@
 """RFM for a workspace: write the `rfm` table, summarise it per cell and per name, migrations.
 
-``compute_rfm`` fits an :class:`RFM`, writes its per-contact table into the warehouse in one
-``INSERT ... SELECT`` (and optionally to a CSV / Parquet file, straight from the warehouse)
-and summarises the written table (:func:`summarise`): only the totals per cell come out.
+``compute_rfm`` fits an :class:`RFM` and writes its per-contact table into the warehouse
+(on DuckDB a view joining a narrow table of scores and cell codes with the map's cells,
+see ``Warehouse.rewrite_view``), optionally to a CSV / Parquet file straight from the
+warehouse, and summarises the written table (:func:`summarise`): only the totals per cell
+come out.
 ``rfm_migration`` scores two dates and counts contacts per (from, to) pair.
 """
 
@@ -116,7 +118,7 @@ def compute_rfm(
             "nothing to score. Load orders first, or pick a later --as-of date."
         )
     try:
-        ws.warehouse.rewrite_table(table, model.transform(), categories=model.text_values())
+        ws.warehouse.rewrite_view(table, *model.stored_parts())
     finally:
         model.release()
     scored = ws.table(table)

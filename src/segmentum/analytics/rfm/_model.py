@@ -23,6 +23,7 @@ import itertools
 import math
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -30,6 +31,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 from ibis.common.exceptions import IbisError
 
@@ -436,8 +438,6 @@ class RFM:
         self.n_contacts_ = int(metrics.count().execute())
         self._metrics = metrics
         self._fit_inputs = (data, contacts)
-        if wh is not None:  # cell, name and labels stored as the `rfm` table stores them
-            self._lookup = self._keep(wh, self._cell_lookup(), self.text_values())
         return self
 
     def transform(self, data=None, as_of=None, *, contacts: ir.Table | None = None):
@@ -447,23 +447,14 @@ class RFM:
         ``data``) to score another date with the same edges.
         """
         self._check_is_fitted()
-        if data is None and as_of is None and self._metrics is not None:
-            metrics, as_of = self._metrics, self.as_of_
+        if data is None and as_of is None:
+            metrics, as_of = self._current_metrics(), self.as_of_
         else:
             as_of = self.as_of_ if as_of is None else to_utc(as_of)
             if data is None:
                 data, contacts = self._fit_inputs
             metrics, _ = self._metrics_for(data, contacts, as_of)
-        if any(not e for e in self._edges_units.values()):
-            # fitted on no buyers at all: only "No orders" contacts can be scored
-            has_buyers = metrics.filter(metrics.frequency > 0).count().execute()
-            if has_buyers:
-                raise WorkspaceError(
-                    f"This RFM was fitted as of {self.as_of_:%Y-%m-%d} when no contact had a "
-                    "completed order, so it has no edges to score buyers with: "
-                    "fit it on a later date."
-                )
-        table = self._score(metrics, as_of)
+        table = self._present(self._rows(metrics), self._cell_lookup(), as_of)
         if getattr(self, "_output", None) == "pandas":
             return table.to_pandas()
         return table
@@ -472,14 +463,14 @@ class RFM:
         return self.fit(data, as_of, contacts=contacts).transform()
 
     def release(self) -> None:
-        """Drop what the fit keeps in the warehouse - the metrics and the cell lookup -
-        (``transform`` then recomputes them)."""
+        """Drop the metrics the fit keeps in the warehouse (``transform`` then recomputes
+        them)."""
         for drop in getattr(self, "_kept", []):
             drop()
         self._kept: list = []
-        self._metrics = self._lookup = None
+        self._metrics = None
 
-    def _keep(self, wh, expr: ir.Table, categories=None) -> ir.Table:
+    def _keep(self, wh, expr: ir.Table) -> ir.Table:
         """``expr`` materialised until :meth:`release`: one temporary table in a workspace's
         warehouse (Ibis' ``cache`` would copy it twice there), else Ibis' cache."""
         if wh is None:
@@ -487,29 +478,41 @@ class RFM:
             self._kept.append(cached.release)
             return cached
         name = f"_rfm_{uuid.uuid4().hex[:12]}"
-        table = wh.temp_table(name, expr, categories)
+        table = wh.temp_table(name, expr)
         self._kept.append(lambda: wh.drop_temp(name))
         return table
 
+    def stored_parts(self) -> tuple[dict[str, ir.Table], Callable[[dict], ir.Table]]:
+        """The scored contacts as a warehouse keeps them (see ``Warehouse.rewrite_view``):
+        ``rows``, one narrow row per contact (id, recency, frequency, revenue, monetary if
+        it differs, and the cell's code ``100 r + 10 f + m``, 0 for no orders), ``cells``,
+        the map's cells by code with their scores, names and labels; and the function that
+        joins the two into ``RFM_COLUMNS`` - what :meth:`transform` returns."""
+        self._check_is_fitted()
+        as_of = self.as_of_
+        parts = {"rows": self._rows(self._current_metrics()), "cells": self._cell_lookup()}
+        return parts, lambda p: self._present(p["rows"], p["cells"], as_of)
+
     def _cell_lookup(self) -> ir.Table:
-        """One row per cell of the map by its code ``100 r + 10 f + m``, with its cell, name
-        and labels; code 0 is for contacts without orders ("No orders")."""
+        """One row per cell of the map by its code ``100 r + 10 f + m``, with its scores, cell,
+        name and labels; code 0 is for contacts without orders ("No orders")."""
+        keys = ("r", "f", "m", *_TEXT_COLUMNS)
         rows = [
-            {"code": 100 * c["r"] + 10 * c["f"] + c["m"], **{k: c[k] for k in _TEXT_COLUMNS}}
+            {"code": 100 * c["r"] + 10 * c["f"] + c["m"], **{k: c[k] for k in keys}}
             for c in self.segment_map_.cells()
         ]
-        rows.append({"code": 0, **dict.fromkeys(_TEXT_COLUMNS), "name": NO_ORDERS})
-        schema = {"code": "int64", **dict.fromkeys(_TEXT_COLUMNS, "string")}
-        return ibis.memtable(pd.DataFrame(rows), schema=schema)
-
-    def text_values(self) -> dict[str, list[str]]:
-        """Every value ``transform`` can put in each text column (cell, name, labels): those
-        of the fitted map's cells, and "No orders"."""
-        self._check_is_fitted()
-        cells = self.segment_map_.cells()
-        out = {col: sorted({c[col] for c in cells}) for col in _TEXT_COLUMNS}
-        out["name"] = sorted({*out["name"], NO_ORDERS})
-        return out
+        # "No orders" has no scores, cell or labels, which _present makes nulls: here they are
+        # 0 and "", because Ibis hands an in-memory table to Spark through pandas, where a
+        # null makes an integer column float (read back as nulls throughout) and a text
+        # null becomes the text "None"
+        rows.append({"code": 0, "r": 0, "f": 0, "m": 0, **dict.fromkeys(_TEXT_COLUMNS, ""),
+                     "name": NO_ORDERS})
+        schema = pa.schema(
+            [("code", pa.int16())]
+            + [(k, pa.int64()) for k in "rfm"]
+            + [(k, pa.string()) for k in _TEXT_COLUMNS]
+        )
+        return ibis.memtable(pa.Table.from_pylist(rows, schema=schema))
 
     # -- internals -----------------------------------------------------------------------
     def _scores(self, metrics: ir.Table) -> ir.Table:
@@ -530,31 +533,59 @@ class RFM:
             scores[_SCORE[axis]] = ibis.ifelse(has, expr.cast("int64"), ibis.null("int64"))
         return metrics.mutate(**scores)
 
-    def _score(self, metrics: ir.Table, as_of: _dt.datetime) -> ir.Table:
-        """The `rfm` rows: scores, then cell / name / labels from the small per-cell lookup."""
-        levels = self.levels_
-        scored = self._scores(metrics)
-        scored = scored.mutate(_code=(scored.r * 100 + scored.f * 10 + scored.m).fill_null(0))
-        lookup = getattr(self, "_lookup", None)
-        if lookup is None:
-            lookup = self._cell_lookup()
-        joined = scored.left_join(lookup, scored._code == lookup.code)
-        return joined.select(
-            contact_id=joined.contact_id,
+    def _current_metrics(self) -> ir.Table:
+        """The fitted date's metrics: those the fit keeps, or computed again after
+        :meth:`release`."""
+        if self._metrics is not None:
+            return self._metrics
+        return self._metrics_for(*self._fit_inputs, self.as_of_)[0]
+
+    def _rows(self, metrics: ir.Table) -> ir.Table:
+        """One narrow row per contact: its metrics in currency units and its cell's code."""
+        if any(not e for e in self._edges_units.values()):
+            # fitted on no buyers at all: only "No orders" contacts can be scored
+            if metrics.filter(metrics.frequency > 0).count().execute():
+                raise WorkspaceError(
+                    f"This RFM was fitted as of {self.as_of_:%Y-%m-%d} when no contact had a "
+                    "completed order, so it has no edges to score buyers with: "
+                    "fit it on a later date."
+                )
+        s = self._scores(metrics)
+        money = {"revenue": s.revenue_cents.cast("float64") / 100.0}
+        if self.monetary != "sum":  # the sum is the revenue: kept once
+            money["monetary"] = s.monetary_cents.cast("float64") / 100.0
+        return s.select(
+            "contact_id",
+            "recency_days",
+            frequency=s.frequency.cast("int64"),
+            **money,
+            code=(s.r * 100 + s.f * 10 + s.m).fill_null(0).cast("int16"),
+        )
+
+    def _present(self, rows: ir.Table, cells: ir.Table, as_of: _dt.datetime) -> ir.Table:
+        """``RFM_COLUMNS`` from the narrow rows and the per-cell lookup."""
+        j = rows.left_join(cells, rows.code == cells.code)
+        scored = j.code != 0
+
+        def scored_only(col):  # null for contacts without orders
+            return ibis.ifelse(scored, j[col], ibis.null(j[col].type()))
+
+        return j.select(
+            contact_id=j.contact_id,
             as_of=ibis.literal(as_of, type="timestamp('UTC')"),
-            recency_days=joined.recency_days,
-            frequency=joined.frequency.cast("int64"),
-            monetary=(joined.monetary_cents.cast("float64") / 100.0),
-            r=joined.r,
-            f=joined.f,
-            m=joined.m,
-            cell=joined.cell,
-            name=joined.name,
-            r_label=joined.r_label,
-            f_label=joined.f_label,
-            m_label=joined.m_label,
-            levels=ibis.literal(levels).cast("int64"),
-            revenue=(joined.revenue_cents.cast("float64") / 100.0),
+            recency_days=j.recency_days,
+            frequency=j.frequency,
+            monetary=j.monetary if "monetary" in rows.columns else j.revenue,
+            r=scored_only("r"),
+            f=scored_only("f"),
+            m=scored_only("m"),
+            cell=scored_only("cell"),
+            name=j.name,
+            r_label=scored_only("r_label"),
+            f_label=scored_only("f_label"),
+            m_label=scored_only("m_label"),
+            levels=ibis.literal(self.levels_).cast("int64"),
+            revenue=j.revenue,
         )
 
     @staticmethod
