@@ -399,6 +399,9 @@ def test_rfm_table_is_replaced_whole_or_not_at_all(rand_ws):
     def tables() -> set[str]:  # Ibis' in-memory lookups (ibis_*) come and go with Python
         return {t for t in ws.tables() if not t.startswith("ibis_")}
 
+    # a workspace from before the view: its `rfm` table gives way to the view
+    ws.warehouse.raw.execute("DROP VIEW IF EXISTS rfm")
+    ws.warehouse.raw.execute("CREATE OR REPLACE TABLE rfm AS SELECT 1 AS contact_id")
     compute_rfm(ws, as_of=AS_OF)
     before = as_frame(ws)
     names = tables()

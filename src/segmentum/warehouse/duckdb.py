@@ -154,10 +154,10 @@ class DuckDBWarehouse(Warehouse):
             self.raw.execute(f"CREATE VIEW {quote(name)} AS {select}")
 
     def _drop(self, name: str) -> None:
-        """Drop the table or view ``name`` if there is one (of the main schema)."""
+        """Drop the table or view ``name`` if the workspace has one (not a temporary one)."""
         row = self.raw.execute(
-            "SELECT table_type FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_name = $1",
+            "SELECT table_type FROM information_schema.tables WHERE table_name = $1 "
+            "AND table_catalog = current_database() AND table_schema = current_schema()",
             [name],
         ).fetchone()
         if row is not None:
