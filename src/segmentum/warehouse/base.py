@@ -13,7 +13,10 @@ import ibis.expr.types as ir
 
 from segmentum.config import WorkspaceConfig
 
-__all__ = ["Warehouse", "UpsertResult", "connect"]
+__all__ = ["Warehouse", "UpsertResult", "ViewOver", "connect"]
+
+# how a derived table is read from the tables it is stored as (see Warehouse.rewrite_view)
+ViewOver = Callable[[dict[str, ir.Table]], ir.Table]
 
 F64 = dt.Float64()
 TS = dt.Timestamp(timezone="UTC")
@@ -63,12 +66,7 @@ class Warehouse(ABC):
         store it in a way that is cheaper to write; the columns and types are ``expr``'s."""
         self.replace_table(name, expr)
 
-    def rewrite_view(
-        self,
-        name: str,
-        parts: dict[str, ir.Table],
-        view: Callable[[dict[str, ir.Table]], ir.Table],
-    ) -> None:
+    def rewrite_view(self, name: str, parts: dict[str, ir.Table], view: ViewOver) -> None:
         """Replace the derived table ``name`` with the rows of ``view(parts)``, where
         ``view`` only joins and relabels the ``parts`` (say a narrow per-contact table and
         a small lookup of what its codes mean). A backend where a view over stored tables

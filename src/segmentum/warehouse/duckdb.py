@@ -8,7 +8,7 @@ spliced into SQL text.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from ibis.backends.sql.datatypes import DuckDBType
 
 from segmentum.config import WorkspaceConfig
 from segmentum.errors import ConfigError
-from segmentum.warehouse.base import UpsertResult, Warehouse
+from segmentum.warehouse.base import UpsertResult, ViewOver, Warehouse
 
 __all__ = ["DuckDBWarehouse", "quote", "duckdb_type"]
 
@@ -134,12 +134,7 @@ class DuckDBWarehouse(Warehouse):
             self._drop(name)
             self.raw.execute(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}")
 
-    def rewrite_view(
-        self,
-        name: str,
-        parts: dict[str, ir.Table],
-        view: Callable[[dict[str, ir.Table]], ir.Table],
-    ) -> None:
+    def rewrite_view(self, name: str, parts: dict[str, ir.Table], view: ViewOver) -> None:
         """Each part written as the table ``_{name}_{part}`` (:meth:`rewrite_table`) and
         ``name`` made the view ``view`` over them, in one transaction. DuckDB binds a view
         when it is read, and joining a million narrow rows with a lookup of a few rows

@@ -16,7 +16,6 @@ your Spark jobs). No value is ever spliced into SQL text: writes go through Data
 
 from __future__ import annotations
 
-
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops

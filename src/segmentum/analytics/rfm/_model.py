@@ -23,7 +23,6 @@ import itertools
 import math
 import os
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -41,6 +40,7 @@ from segmentum.analytics.rfm._edges import bin_counts, quantile_edges
 from segmentum.analytics.rfm._segment_map import AXES, NO_ORDERS, SegmentMap, load_segment_map
 from segmentum.clock import to_utc
 from segmentum.errors import NotFittedError, UsageError, WorkspaceError
+from segmentum.warehouse.base import ViewOver
 
 __all__ = [
     "RFM",
@@ -482,7 +482,7 @@ class RFM:
         self._kept.append(lambda: wh.drop_temp(name))
         return table
 
-    def stored_parts(self) -> tuple[dict[str, ir.Table], Callable[[dict], ir.Table]]:
+    def stored_parts(self) -> tuple[dict[str, ir.Table], ViewOver]:
         """The scored contacts as a warehouse keeps them (see ``Warehouse.rewrite_view``):
         ``rows``, one narrow row per contact (id, recency, frequency, revenue, monetary if
         it differs, and the cell's code ``100 r + 10 f + m``, 0 for no orders), ``cells``,
