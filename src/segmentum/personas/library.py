@@ -97,9 +97,11 @@ _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 class TemplateFileError(SegmentumError):
     """A persona template file that is not valid (a bug in the library, or a user's own file)."""
 
+    code = "template_file"
+
     def __init__(self, file: str, key: str | None, message: str) -> None:
         where = f"{file}: key {key!r}" if key else file
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {message}", file=file, key=key)
 
 
 @dc.dataclass(frozen=True)

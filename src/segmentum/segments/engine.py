@@ -71,7 +71,8 @@ SAMPLE_COLUMNS = ("contact_id", "email", "first_name", "last_name", "city", "cou
 class EvaluationError(SegmentError):
     """A rule that checks but can't be computed on this data (e.g. a numeric overflow)."""
 
-
+    code = "evaluation"
+    http_status = 422
 
 
 @dc.dataclass

@@ -53,6 +53,8 @@ def suggest(name: str, choices) -> str | None:
 class SegmentError(SegmentumError):
     """Anything wrong with a segment definition, in whichever face it was written."""
 
+    code = "segment"
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint[:1].upper() + hint[1:] if hint else None
@@ -61,6 +63,7 @@ class SegmentError(SegmentumError):
     def to_dict(self) -> dict[str, Any]:
         """The error as data for the API: message, line, column, end_column, hint, path."""
         return {
+            "code": self.code,
             "message": self.message,
             "line": None,
             "column": None,
@@ -80,6 +83,8 @@ class RuleError(SegmentError):
     where it ends (exclusive); ``source_line`` is the whole line, shown with carets
     under the offending part.
     """
+
+    code = "rule"
 
     def __init__(
         self,
@@ -131,9 +136,13 @@ class RuleError(SegmentError):
 class SegmentSyntaxError(RuleError):
     """The rule text does not parse: what was expected, where, and a likely fix."""
 
+    code = "rule_syntax"
+
 
 class SegmentJSONError(SegmentError):
     """A JSON rule structure that is not valid; ``path`` says where ($.rule.conditions[1])."""
+
+    code = "segment_json"
 
     def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -154,6 +163,8 @@ class SegmentFileError(SegmentError):
     ``cause`` is the underlying syntax or JSON error when the rule itself is bad;
     ``line``/``column`` are positions in the file when known.
     """
+
+    code = "segment_file"
 
     def __init__(
         self,

@@ -81,9 +81,15 @@ MAX_NAME = 200
 class SegmentNotFoundError(SegmentError):
     """No saved segment by that name."""
 
+    code = "segment_not_found"
+    http_status = 404
+
 
 class RefreshError(SegmentError):
     """A refresh that can't be done (an as-of time before the last refresh, ...)."""
+
+    code = "refresh"
+    http_status = 409
 
 
 @dc.dataclass(frozen=True)

@@ -40,6 +40,8 @@ ORDER_ITEMS = SourceInfo("order_items", "order_items", "ordered_at")  # purchase
 class RuleCheckError(RuleError):
     """A rule that parses but can't be evaluated here; located, with a JSON path if known."""
 
+    code = "rule_check"
+
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -51,17 +53,26 @@ class RuleCheckError(RuleError):
 class UnknownNameError(RuleCheckError):
     """A field, source, property or segment name the workspace does not have."""
 
+    code = "unknown_name"
+
 
 class MissingDataError(RuleCheckError):
     """A name the language knows whose table is not in the workspace yet (rfm, clv, ...)."""
+
+    code = "missing_data"
+    http_status = 409
 
 
 class SegmentCycleError(RuleCheckError):
     """Segments that depend on each other through in_segment(...)."""
 
+    code = "segment_cycle"
+
 
 class RuleTypeError(RuleCheckError):
     """Values of types that don't go together (text compared with a number, ...)."""
+
+    code = "rule_type"
 
 
 @dc.dataclass
