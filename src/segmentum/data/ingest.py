@@ -1,12 +1,17 @@
-"""Ingestion: a file → validated rows upserted into a canonical table, the rest quarantined.
+"""Ingestion: a file (or records in memory) → validated rows upserted into a canonical table,
+the rest quarantined.
 
-The pipeline of one load, all of it vectorised inside the warehouse (no Python loop per row):
+The pipeline of one load, all of it vectorised inside the warehouse (no Python loop per row).
+:func:`load_file` and :func:`load_records` (an Arrow table or JSON objects, e.g. from the
+tracking service or a CRM sync) differ only in step 1:
 
-1. read the file into a staging table, numbering records and lines (:mod:`.readers`);
+1. read the file (or the records) into a staging table, numbering records and lines
+   (:mod:`.readers`);
 2. resolve the file's columns onto the kind's canonical fields (:mod:`.mapping`);
 3. build one Ibis expression that parses every field (types, formats, decimal commas, value
    maps, allowed values) and collects every problem of a row into a readable reason;
-4. find duplicate keys inside the file, unknown foreign keys, and derive stable ids for
+4. find duplicate keys inside the file, fill fields only new rows need (a contact's
+   ``created_at``) from the stored rows, find unknown foreign keys, and derive stable ids for
    files that have none (a hash of the row's content and its ordinal among identical rows,
    so same-day repeats are kept and a re-load yields the same ids);
 5. upsert accepted rows on the natural key (re-loading a file changes nothing), create
@@ -34,7 +39,7 @@ import pyarrow as pa
 
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
 from segmentum.data.order_totals import refresh_order_totals
-from segmentum.data.readers import ReadResult, read_to_stage
+from segmentum.data.readers import ReadResult, read_to_stage, records_to_stage
 from segmentum.data.schema import (
     EVENT_PROPERTY_COLUMNS,
     LOADS_SCHEMA,
@@ -45,7 +50,7 @@ from segmentum.data.schema import (
 )
 from segmentum.errors import InputFileError, MappingError, UsageError, WorkspaceError, did_you_mean
 
-__all__ = ["LoadReport", "load_file"]
+__all__ = ["LoadReport", "load_file", "load_records"]
 
 # Common spellings of the canonical values, matched case-insensitively before validation.
 SYNONYMS: dict[str, dict[str, str]] = {
@@ -112,7 +117,7 @@ class LoadReport:
         return asdict(self)
 
 
-# -- entry point ------------------------------------------------------------------------------
+# -- entry points -----------------------------------------------------------------------------
 def load_file(
     ws,
     kind: str,
@@ -123,10 +128,78 @@ def load_file(
     progress=None,
 ) -> LoadReport:
     """Load one file as ``kind`` into the workspace ``ws``; see the module docstring."""
+    return _load(ws, kind, _FileInput(Path(path)), mapping, create_contacts, progress)
+
+
+def load_records(
+    ws,
+    kind: str,
+    records: pa.Table | list[dict],
+    *,
+    source: str,
+    create_contacts: bool = False,
+    mapping=None,
+) -> LoadReport:
+    """Load records handed over in memory (an Arrow table, or JSON objects as dicts) as
+    ``kind``: validated, upserted and quarantined by the same pipeline as a file. ``source``
+    names where they came from: rows written carry it as ``_source``, quarantined ones as
+    ``file``, with ``row`` = the record's 1-based index in ``records``."""
+    if not isinstance(source, str) or not source.strip():
+        raise UsageError("load_records needs a source: a name for where the records came from.")
+    if not isinstance(records, (pa.Table, list, tuple)):
+        raise UsageError(
+            f"records must be a pyarrow Table or a list of dicts, not {type(records).__name__}."
+        )
+    return _load(ws, kind, _RecordsInput(records, source), mapping, create_contacts, None)
+
+
+class _FileInput:
+    """A file: staged by :func:`read_to_stage`, hashed in a thread while it loads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.name = path.name  # what written rows carry as _source
+        self.shown = str(path)  # LoadReport.file
+
+    @property
+    def label(self) -> str:  # the quarantine's and the load log's `file`
+        return str(self.path.resolve())
+
+    def stage(self, raw_con, m: Mapping, stage: str) -> ReadResult:
+        self._sha = _Sha256(self.path)
+        return read_to_stage(raw_con, self.path, m, stage)
+
+    def digest(self) -> str:
+        return self._sha.value()
+
+
+class _RecordsInput:
+    """Records in memory: staged like a JSON Lines file; their digest is that of their content."""
+
+    def __init__(self, records, source: str):
+        self.records = records if isinstance(records, pa.Table) else list(records)
+        self.name = self.shown = self.label = source
+
+    def stage(self, raw_con, m: Mapping, stage: str) -> ReadResult:
+        return records_to_stage(raw_con, self.records, m, stage)
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        if isinstance(self.records, pa.Table):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, self.records.schema) as writer:
+                writer.write_table(self.records)
+            h.update(sink.getvalue())
+        else:
+            h.update(json.dumps(self.records, sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+
+def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadReport:
+    """Stage ``src``, validate it and write it: the one pipeline of files and records."""
     started = time.perf_counter()
     started_at = _dt.datetime.now(_dt.UTC)
     tspec = spec(kind)
-    path = Path(path)
     m, mapping_text = load_mapping(mapping)
     m.check_against(tspec, str(mapping) if mapping is not None and not isinstance(mapping, dict) else "mapping")
     if create_contacts and "contact_id" not in tspec.foreign_keys:
@@ -141,13 +214,12 @@ def load_file(
     step = _Progress(progress)
 
     step("reading", 0)
-    sha = _Sha256(path)
     stage = f"_stage_{kind}"
-    read = read_to_stage(raw_con, path, m, stage)
+    read = src.stage(raw_con, m, stage)
     step("validating", 1)
     staged = con.table(stage)
-    plan = _resolve_columns(tspec, read, m, path)
-    checked = _validate(wh, tspec, staged, plan, m, create_contacts, clean=read.format != "parquet")
+    plan = _resolve_columns(tspec, read, m, src.name)
+    checked = _validate(wh, tspec, staged, plan, m, create_contacts, read)
     v = checked.table
 
     step("writing", 2)
@@ -156,25 +228,25 @@ def load_file(
     load_id = uuid.uuid4().hex[:12]
     now = ibis.literal(started_at, type=dt.Timestamp(timezone="UTC"))
     data_cols = [c for c in plan.output_columns if c in ok.columns]
-    to_write = ok.select(*data_cols, _source=ibis.literal(path.name), _line=ok._line, _loaded_at=now)
+    to_write = ok.select(*data_cols, _source=ibis.literal(src.name), _line=ok._line, _loaded_at=now)
     if kind == "order_items":
         to_write = _with_order_fields(to_write, wh.table("orders"))
     # everything a load writes lands together or not at all
     with wh.transaction():
         created = 0
         if checked.new_contacts is not None:
-            created = _create_contacts(wh, tspec, ok, checked.new_contacts, path.name, now)
+            created = _create_contacts(wh, tspec, ok, checked.new_contacts, src.name, now)
         result = wh.upsert(kind, to_write, tspec.key, tspec.cluster_by)
         if kind == "orders" and result.updated:
             sync_order_lines(wh, loaded_at=started_at)
         if kind in ("orders", "contacts") or created:
             refresh_order_totals(wh)  # RFM reads these per-contact totals
-        digest = sha.value()  # hashed while the file was read, checked and written
-        quarantined = _write_quarantine(ws, con, raw_con, kind, path, digest, load_id, v, staged, read, plan, started_at)
+        digest = src.digest()  # a file is hashed while it was read, checked and written
+        quarantined = _write_quarantine(ws, con, raw_con, kind, src.label, digest, load_id, v, staged, read, plan, started_at)
         report = LoadReport(
             load_id=load_id,
             kind=kind,
-            file=str(path),
+            file=src.shown,
             format=read.format,
             input=read.records,
             accepted=accepted,
@@ -194,9 +266,9 @@ def load_file(
             warnings=_warnings(con, tspec, ok),
         )
         if report.accepted + report.quarantined != report.input:  # the ledger must close
-            raise AssertionError(f"load of {path} does not reconcile: {report}")
+            raise AssertionError(f"load of {src.label} does not reconcile: {report}")
         log = {
-            "load_id": load_id, "kind": kind, "file": str(path.resolve()), "file_sha256": digest,
+            "load_id": load_id, "kind": kind, "file": src.label, "file_sha256": digest,
             "started_at": started_at, "finished_at": _dt.datetime.now(_dt.UTC),
             "input": report.input, "accepted": accepted, "quarantined": quarantined,
             "inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
@@ -263,14 +335,14 @@ class _Plan:
     output_columns: list[str]  # fields written to the table, in order
 
 
-def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path) -> _Plan:
+def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, what: str) -> _Plan:
     file_cols = read.columns
     ignored = set()
     for name in m.ignore:
         hits = [c for c in file_cols if c == name or normalise_name(c) == normalise_name(name)]
         if not hits:
             raise MappingError(
-                f"ignore: {name!r} is not a column of {path.name}.{did_you_mean(name, file_cols)}"
+                f"ignore: {name!r} is not a column of {what}.{did_you_mean(name, file_cols)}"
             )
         ignored.update(hits)
     source_of: dict[str, str] = {}
@@ -281,7 +353,7 @@ def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path)
         ]
         if not hits:
             raise MappingError(
-                f"columns: {src!r} is not a column of {path.name}.{did_you_mean(src, file_cols)} "
+                f"columns: {src!r} is not a column of {what}.{did_you_mean(src, file_cols)} "
                 f"Its columns are: {', '.join(file_cols)}."
             )
         if target in source_of:
@@ -296,7 +368,7 @@ def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path)
             target = "x" + target
         if target in source_of:
             raise MappingError(
-                f"{path.name}: column {col!r} and column {source_of[target]!r} both mean "
+                f"{what}: column {col!r} and column {source_of[target]!r} both mean "
                 f"{target!r}; map one of them elsewhere or list it under ignore:."
             )
         source_of[target] = col
@@ -305,7 +377,7 @@ def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path)
     for name in constants:
         if name in source_of:
             raise MappingError(
-                f"constants: {name!r} is also a column of {path.name}; drop one of them."
+                f"constants: {name!r} is also a column of {what}; drop one of them."
             )
     for (kind, name), value in ABSENT_DEFAULTS.items():
         if kind == tspec.kind and name not in source_of and name not in constants:
@@ -313,18 +385,22 @@ def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, path: Path)
     derived = []
     missing = []
     for col in tspec.required:
-        if col in source_of or col in constants:
+        if col in source_of or col in constants or col in tspec.new_rows_need:
             continue
         if DERIVED_IDS.get(tspec.kind, (None,))[0] == col:
             derived.append(col)
             continue
         missing.append(col)
+    if missing and read.format == "records":
+        # records have no header: a field none of them has is missing from each of them
+        constants.update(dict.fromkeys(missing))
+        missing = []
     if missing:
         hints = "".join(
             f" For {col!r}:{did_you_mean(col, file_cols) or ' no similar column.'}" for col in missing
         )
         raise InputFileError(
-            f"{path.name} has no column for required field(s) {', '.join(missing)} of {tspec.kind}. "
+            f"{what} has no column for required field(s) {', '.join(missing)} of {tspec.kind}. "
             f"Its columns are: {', '.join(file_cols)}.{hints} Map them with `columns:` in a "
             f"mapping file (--mapping), e.g. columns: {{'<file column>': {missing[0]!r}}}."
         )
@@ -446,7 +522,7 @@ def _problem(
     none = ibis.null(dt.string)
     fmt = m.formats.get(name)
     missing = (
-        ibis.ifelse(~present, f"missing {name} (required)", none) if col.required else None
+        ibis.ifelse(~present, f"missing {name} (required)", none) if col.required and not col.new_only else None
     )
     bad = present & value.isnull()
     problem = None
@@ -502,17 +578,24 @@ class _Checked:
     temp_tables: list[str]
 
 
-def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool, clean: bool) -> _Checked:
+def _constant(value) -> ir.Value:
+    """A mapping's constant (or a field no record has) as the text a file would hold."""
+    return ibis.null(dt.string) if value is None else ibis.literal(str(value))
+
+
+def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, create_contacts: bool,
+              read: ReadResult) -> _Checked:
     """Parse every field and collect each row's problems into _reason, in one pass over the
     file, materialised once; then key checks that aggregate first and touch rows only if
     something is wrong."""
+    clean = read.format != "parquet"
     phase1: dict[str, ir.Value] = {}
     cols: list[Column] = []
     for col in tspec.columns:
         if col.name in plan.source_of:
             raw = staged[plan.source_of[col.name]]
         elif col.name in plan.constants:
-            raw = ibis.literal(str(plan.constants[col.name]))
+            raw = _constant(plan.constants[col.name])
         else:
             continue
         shown, present, value = _parse_value(col, raw, m, clean)
@@ -522,8 +605,11 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
         cols.append(col)
     custom_values = {}
     for name in plan.custom:
-        raw = staged[plan.source_of[name]] if name in plan.source_of else ibis.literal(str(plan.constants[name]))
-        custom_values[name] = _text(raw, clean) if raw.type().is_string() else raw
+        raw = staged[plan.source_of[name]] if name in plan.source_of else _constant(plan.constants[name])
+        value = _text(raw, clean) if raw.type().is_string() else raw
+        if tspec.extras == "properties" and plan.source_of.get(name) in read.json_columns:
+            value = value.cast(dt.JSON())  # a nested object stays an object in `properties`
+        custom_values[name] = value
     if tspec.extras == "properties":
         props = _properties(phase1.get("properties"), custom_values, staged)
         if "properties" in phase1:
@@ -566,6 +652,7 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
     t = wh.temp_table(name, t)
     temps = [name]
     t = _flag_duplicates(wh, t, tspec, temps)
+    t = _fill_from_stored(wh, t, tspec, temps)
     t, new_contacts = _flag_unknown_keys(wh, t, tspec, create_contacts, temps)
     return _Checked(t, new_contacts, temps)
 
@@ -614,6 +701,37 @@ def _flag_duplicates(wh, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir.
     superseded = j._reason.isnull() & j._dup_last.notnull() & (j._row != j._dup_last)
     marked = j.select(*[c for c in t.columns if c != "_reason"], _reason=ibis.ifelse(superseded, reason, j._reason))
     return _materialise(wh, marked, f"_dedup_{tspec.kind}", temps)
+
+
+def _fill_from_stored(wh, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir.Table:
+    """Fields only a new row needs (a contact's created_at): a row that updates a stored one
+    and leaves them empty keeps the stored values; a new row without them is quarantined.
+    Rows are rewritten only if some accepted row lacks such a field."""
+    need = tspec.new_rows_need
+    if not need:
+        return t
+
+    def lacks(table: ir.Table) -> ir.BooleanValue:
+        return ibis.or_(*[table[c].isnull() if c in t.columns else ibis.literal(True) for c in need])
+
+    ok = t.filter(t._reason.isnull())
+    if not int(ok.filter(lacks(ok)).count().execute()):
+        return t
+    keys = list(tspec.key)
+    stored = wh.table(tspec.kind)
+    old = stored.select(*keys, _known=ibis.literal(True), **{f"_old_{c}": stored[c] for c in need})
+    j = t.left_join(old, keys)
+    reason = (
+        f"missing {' and '.join(need)} (required of a new row): {', '.join(keys)} "
+        + _shown(j[keys[0]]) + f" is not in {tspec.kind} yet"
+    )
+    new_and_lacking = j._reason.isnull() & j._known.isnull() & lacks(j)
+    filled = {c: j[c].coalesce(j[f"_old_{c}"]) for c in need if c in t.columns}
+    marked = j.select(
+        *[filled.get(c, j[c]).name(c) for c in t.columns if c != "_reason"],
+        _reason=ibis.ifelse(new_and_lacking, reason, j._reason),
+    )
+    return _materialise(wh, marked, f"_filled_{tspec.kind}", temps)
 
 
 def _flag_unknown_keys(wh, t: ir.Table, tspec: TableSpec, create_contacts: bool, temps: list[str]):
@@ -687,7 +805,7 @@ def sync_order_lines(wh, loaded_at: _dt.datetime | None = None) -> int:
     ).fetchone()[0]
 
 
-def _write_quarantine(ws, con, raw_con, kind, path: Path, sha, load_id, v, staged, read, plan, started_at) -> int:
+def _write_quarantine(ws, con, raw_con, kind, label: str, sha, load_id, v, staged, read, plan, started_at) -> int:
     """Replace this file's earlier quarantine records, then record every rejected record."""
     raw_con.execute("DELETE FROM _quarantine WHERE kind = $1 AND file_sha256 = $2", [kind, sha])
     bad = v.filter(v._reason.notnull())
@@ -697,7 +815,7 @@ def _write_quarantine(ws, con, raw_con, kind, path: Path, sha, load_id, v, stage
     q = bad.join(raws, bad._row == raws._row).select(
         load_id=ibis.literal(load_id),
         kind=ibis.literal(kind),
-        file=ibis.literal(str(path.resolve())),
+        file=ibis.literal(label),
         file_sha256=ibis.literal(sha),
         line=bad._line,
         row=bad._row,
@@ -716,7 +834,7 @@ def _write_quarantine(ws, con, raw_con, kind, path: Path, sha, load_id, v, stage
                 {
                     "load_id": [load_id] * len(read.unreadable),
                     "kind": [kind] * len(read.unreadable),
-                    "file": [str(path.resolve())] * len(read.unreadable),
+                    "file": [label] * len(read.unreadable),
                     "file_sha256": [sha] * len(read.unreadable),
                     "line": pa.array([u.line for u in read.unreadable], pa.int64()),
                     "row": pa.array([u.row for u in read.unreadable], pa.int64()),

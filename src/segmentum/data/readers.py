@@ -1,4 +1,5 @@
-"""Read a CSV / whitespace / Parquet / JSON Lines file into a DuckDB staging table, losing nothing.
+"""Read a CSV / whitespace / Parquet / JSON Lines file (or records in memory) into a DuckDB
+staging table, losing nothing.
 
 The staging table holds the file's own columns (CSV and whitespace files: all text, so a bad
 value is kept as written) plus ``_row`` (1-based data record number) and ``_line`` (the
@@ -28,7 +29,7 @@ import pyarrow.json as pajson
 from segmentum.data.mapping import Mapping
 from segmentum.errors import InputFileError
 
-__all__ = ["Unreadable", "ReadResult", "read_to_stage", "detect_format"]
+__all__ = ["Unreadable", "ReadResult", "read_to_stage", "records_to_stage", "detect_format"]
 
 _FORMATS = {
     ".csv": "csv",
@@ -60,6 +61,7 @@ class ReadResult:
     staged: int  # records in the staging table
     unreadable: list[Unreadable] = field(default_factory=list)
     delimiter: str | None = None
+    json_columns: list[str] = field(default_factory=list)  # columns of JSON text (nested values)
 
     @property
     def records(self) -> int:
@@ -114,7 +116,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, stage: str) -> Rea
     return ReadResult("parquet", cols, rows)
 
 
-# -- JSON Lines -----------------------------------------------------------------------------
+# -- JSON Lines and records in memory -------------------------------------------------------
 def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str) -> ReadResult:
     data = path.read_bytes()
     text = _decode(data, mapping.encoding, path)
@@ -145,19 +147,49 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
     else:
         row_arr = pa.array(range(1, table.num_rows + 1), pa.int64())
     line_arr = pa.array([nonblank[r - 1] + 1 for r in row_arr.to_pylist()], pa.int64())
-    table = _nested_to_json(table)
+    return _stage_arrow(con, "jsonl", table, row_arr, line_arr, mapping, stage, bad)
+
+
+def records_to_stage(
+    con: duckdb.DuckDBPyConnection, records: pa.Table | list, mapping: Mapping, stage: str
+) -> ReadResult:
+    """Stage records handed over in memory (an Arrow table, or a list of JSON objects as
+    dicts) exactly as a JSON Lines file is staged: ``_row`` is the record's 1-based index,
+    ``_line`` null; an element of the list that is not an object is unreadable."""
+    if isinstance(records, pa.Table):
+        table, bad = records, []
+        rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+    else:
+        good, numbers, bad = [], [], []
+        for n, rec in enumerate(records, start=1):
+            if isinstance(rec, dict):
+                good.append(rec)
+                numbers.append(n)
+            else:
+                raw = json.dumps(rec, ensure_ascii=False, default=str)[:2000]
+                bad.append(Unreadable(n, None, raw, f"record {n} is not a JSON object"))
+        table, rows = _table_from_records(good), pa.array(numbers, pa.int64())
+    lines = pa.nulls(len(rows), pa.int64())
+    return _stage_arrow(con, "records", table, rows, lines, mapping, stage, bad)
+
+
+def _stage_arrow(con, fmt: str, table: pa.Table, rows: pa.Array, lines: pa.Array, mapping: Mapping,
+                 stage: str, bad: list[Unreadable]) -> ReadResult:
+    """The temp table ``stage`` from Arrow records: nested values as JSON text (their columns
+    listed in ``json_columns``), text trimmed with the mapping's null markers as nulls."""
+    table, nested = _nested_to_json(table)
     nulls = pa.array(mapping.null_values, pa.string())
     for i, name in enumerate(table.column_names):
         if pa.types.is_string(table.schema.field(i).type):
             table = table.set_column(i, name, clean_text(table.column(i), nulls))
-    table = table.append_column("_row", row_arr).append_column("_line", line_arr)
-    con.register("_jsonl_src", table)
+    table = pa.Table.from_arrays([*table.columns, rows, lines], names=[*table.column_names, "_row", "_line"])
+    con.register("_records_src", table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _jsonl_src")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _records_src")
     finally:
-        con.unregister("_jsonl_src")
+        con.unregister("_records_src")
     cols = [c for c in table.column_names if c not in ("_row", "_line")]
-    return ReadResult("jsonl", cols, table.num_rows, bad)
+    return ReadResult(fmt, cols, table.num_rows, bad, json_columns=nested)
 
 
 def clean_text(arr: pa.Array, null_values: pa.Array) -> pa.Array:
@@ -181,23 +213,27 @@ def _table_from_records(records: list[dict]) -> pa.Table:
             columns[key] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             columns[key] = pa.array(
-                [None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values],
+                [None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+                 for v in values],
                 pa.string(),
             )
     return pa.table(columns)
 
 
-def _nested_to_json(table: pa.Table) -> pa.Table:
-    """Struct / list columns (e.g. a nested `properties` object) become JSON text columns."""
+def _nested_to_json(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """Struct / list columns (e.g. a nested `properties` object) become JSON text columns;
+    also returns their names."""
+    nested = []
     for i, name in enumerate(table.column_names):
         typ = table.schema.field(i).type
         if pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_map(typ):
             values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
                       for v in table.column(i).to_pylist()]
             table = table.set_column(i, name, pa.array(values, pa.string()))
+            nested.append(name)
         elif pa.types.is_null(typ):
             table = table.set_column(i, name, table.column(i).cast(pa.string()))
-    return table
+    return table, nested
 
 
 # -- delimited text -------------------------------------------------------------------------

@@ -36,11 +36,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Column:
-    """One canonical column: its name, Ibis type, whether a row needs it, allowed values."""
+    """One canonical column: its name, Ibis type, whether a row needs it, allowed values.
+
+    ``new_only``: a required column that only a row new to the table needs; a row updating
+    a stored one may leave it out (or empty) and the stored value stays."""
 
     name: str
     dtype: dt.DataType
     required: bool = False
+    new_only: bool = False
     allowed: tuple[str, ...] | None = None
     default: object | None = None
     doc: str = ""
@@ -70,6 +74,11 @@ class TableSpec:
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def new_rows_need(self) -> tuple[str, ...]:
+        """Required columns only rows new to the table need (see ``Column.new_only``)."""
+        return tuple(c.name for c in self.columns if c.new_only)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -125,7 +134,8 @@ CONTACTS = TableSpec(
         Column("city", STR),
         Column("country", STR, doc="ISO 3166-1 alpha-2, e.g. GB"),
         Column("timezone", STR, doc="IANA name, e.g. Europe/London"),
-        Column("created_at", TS, required=True),
+        Column("created_at", TS, required=True, new_only=True,
+               doc="When the person became a contact; a file that only updates contacts may omit it"),
         Column("acquisition_channel", STR),
         Column("email_opt_in", BOOL, doc="Consent; unknown (null) counts as no"),
         Column("sms_opt_in", BOOL, doc="Consent; unknown (null) counts as no"),
