@@ -2,8 +2,9 @@
 
 Writes the six canonical tables (contacts, products, orders, order_items, events, deals) as
 Parquet or CSV, plus ``ground_truth`` (contact_id, label), ``traits`` (hidden true traits per
-contact), ``groups`` (contact_id, group: the planted behaviour group, see ``_groups``) and
-``manifest.json``. Deterministic for (seed, contacts, end): byte-identical files.
+contact), ``groups`` (contact_id, group: the planted behaviour group, see ``_groups``), the
+files of a planted campaign sent the day after the history (``campaign_orders``,
+``campaign_order_items``, ``campaign_truth``: see ``_campaign``) and ``manifest.json``. Deterministic for (seed, contacts, end): byte-identical files.
 Contacts are generated in fixed-size chunks, each from its own seed sequence, and written
 incrementally, so a million contacts fit in bounded memory.
 
@@ -23,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from segmentum.data.generate._campaign import SCHEMAS_PLANTED, PlantedTotals
 from segmentum.data.generate._chunk import build_chunk
 from segmentum.data.generate._context import HISTORY_DAYS, build_context
 from segmentum.data.generate._labels import LABELS, Label
@@ -83,7 +85,9 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = build_context(end, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))))
-    writers = {name: TableWriter(out / f"{name}.{fmt}", SCHEMAS[name], fmt) for name in FILES}
+    schemas = {**{name: SCHEMAS[name] for name in FILES}, **SCHEMAS_PLANTED}
+    writers = {name: TableWriter(out / f"{name}.{fmt}", schema, fmt) for name, schema in schemas.items()}
+    planted = PlantedTotals()
     nudged_total: dict[str, int] = {}
     label_counts = {lab.name: 0 for lab in LABELS}
     try:
@@ -104,6 +108,7 @@ def generate(
                 nudged_total[k] = nudged_total.get(k, 0) + v
             for k, v in res.labels.items():
                 label_counts[k] += v
+            planted.add(res.tables["campaign_truth"])
             del res
             if progress:
                 progress("contacts", g0 + n, contacts)
@@ -125,7 +130,7 @@ def generate(
         ).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "chunk_size": CHUNK_SIZE,
         "currency": "EUR",
-        "files": {name: f"{name}.{fmt}" for name in FILES},
+        "files": {name: f"{name}.{fmt}" for name in schemas},
         "counts": rows,
         "labels": {
             lab.name: {
@@ -139,6 +144,7 @@ def generate(
         },
         "label_counts": label_counts,
         "background_nudges": dict(sorted(nudged_total.items())),
+        "planted_campaign": planted.manifest(ctx),
         "notes": (
             "count(orders) counts every order whatever its status; planted personas' orders "
             "are all completed. Windows are the N days up to as_of. Background contacts that "

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from segmentum.data.generate._campaign import planted_tables
 from segmentum.data.generate._context import Context
 from segmentum.data.generate._deals import draw_deals
 from segmentum.data.generate._events import draw_events, stamp_stock
@@ -61,6 +62,7 @@ def build_chunk(
         "traits": traits_table(ctx, P),
         "groups": groups_table(ctx, P),
     }
+    tables.update(planted_tables(ctx, rng, P, g0))  # last: the history is the same without it
     n_deals = int(Dl.deal.max()) + 1 if len(Dl.deal) else 0
     counts = pc.value_counts(tables["ground_truth"].column("label")).to_pylist()
     labels = {d["values"]: d["counts"] for d in counts}
