@@ -56,9 +56,7 @@ class SegmentError(SegmentumError):
     code = "segment"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint[:1].upper() + hint[1:] if hint else None
-        super().__init__(message)
+        super().__init__(message, hint=hint[:1].upper() + hint[1:] if hint else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The error as data for the API: message, line, column, end_column, hint, path."""
