@@ -9,9 +9,8 @@ an aware time is converted to UTC.
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from typing import Any
-
-import pandas as pd
 
 from segmentum.errors import UsageError
 
@@ -22,7 +21,8 @@ def to_utc(value: Any) -> _dt.datetime:
     """An as-of time as an aware UTC datetime (see the module doc)."""
     if value is None:
         return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    if isinstance(value, pd.Timestamp):
+    pd = sys.modules.get("pandas")  # a pandas Timestamp exists only once pandas is loaded
+    if pd is not None and isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, str):
         try:

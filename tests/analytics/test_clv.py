@@ -487,14 +487,14 @@ def test_cli_clv_fit_and_holdout_print_json(make_ws, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from segmentum.cli.clv import register
+    from segmentum.cli.clv import app as clv_app
 
     ws = make_ws(orders=_simulated_orders(300, seed=5))
     path = str(ws.config.path)
     ws.close()
     app = typer.Typer()
     app.callback()(lambda: None)
-    register(app)
+    app.add_typer(clv_app)
     runner = CliRunner()
     args = ["clv", "fit", "-w", path, "--as-of", "2022-10-03", "--horizon-days", "90", "--json"]
     res = runner.invoke(app, args)

@@ -345,10 +345,10 @@ def test_heatmap_spec_and_files(ws, tmp_path):
 
 
 def test_cli_cohorts(ws, tmp_path):
-    from segmentum.cli.cohorts import register
+    from segmentum.cli.cohorts import app as cohorts_app
 
     app = typer.Typer()
-    register(app)
+    app.add_typer(cohorts_app)
     app.command("noop")(lambda: None)  # keep Typer in multi-command mode
     path = str(ws.config.path)  # the CLI opens (and closes) its own connection
     runner = CliRunner()

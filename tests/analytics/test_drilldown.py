@@ -271,11 +271,11 @@ def test_seed_000_baby_food_dominates_r1f3m3_last_orders(make_ws):
 
 # -- CLI -------------------------------------------------------------------------------------
 def test_cli_drilldown(ws):
-    from segmentum.cli.drilldown import register
+    from segmentum.cli.drilldown import app as drilldown_app
 
     path = str(ws.config.path)  # the CLI opens (and closes) its own connection
     app = typer.Typer()
-    register(app)
+    app.add_typer(drilldown_app)
     runner = CliRunner()
     r = runner.invoke(app, ["drilldown", "-w", path, "--segment", "R1F3M3"])
     assert r.exit_code == 0, r.output

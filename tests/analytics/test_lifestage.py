@@ -235,14 +235,14 @@ def test_empty_workspace(make_ws):
 
 
 def test_cli_lifestage(make_ws):
-    from segmentum.cli.drilldown import register
+    from segmentum.cli.drilldown import app as drilldown_app
 
     contacts, orders, items = _random_data()
     ws = make_ws(contacts=contacts, products=PRODUCTS, orders=orders, order_items=items)
     path = str(ws.config.path)
     ws.close()
     app = typer.Typer()
-    register(app)
+    app.add_typer(drilldown_app)
     runner = CliRunner()
     r = runner.invoke(app, ["lifestage", "-w", path, "--as-of", "2024-06-01"])
     assert r.exit_code == 0, r.output

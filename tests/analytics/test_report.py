@@ -272,11 +272,11 @@ def test_cli_chart_and_report(shop, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from segmentum.cli.report import register
+    from segmentum.cli.report import app as report_app
 
     app = typer.Typer()
     app.callback()(lambda: None)
-    register(app)
+    app.add_typer(report_app)
     runner = CliRunner()
     ws = str(shop[0])
     res = runner.invoke(app, ["chart", "cohorts", "-w", ws, "--as-of", AS_OF,

@@ -739,10 +739,10 @@ def test_migration_matrix_matches_pandas_crosstab(rand_ws, by):
 # -- CLI ---------------------------------------------------------------------------------------
 @pytest.fixture
 def cli():
-    from segmentum.cli.rfm import register
+    from segmentum.cli.rfm import app as rfm_app
 
     app = typer.Typer()
-    register(app)
+    app.add_typer(rfm_app)
 
     @app.command("noop")
     def noop() -> None:  # a second command keeps `rfm` a sub-command

@@ -3,7 +3,7 @@ sample, saving the tables and segments, the ARI against a truth file, and mistak
 
 The shop plants three kinds of buyers - Home & Garden in shops, Fashion with big baskets, Car
 care buyers who open most e-mails - and contacts who never bought. The command is added to a
-small Typer group with ``add_commands`` and run with Typer's CliRunner.
+small Typer group holding ``segmentum.cli.persona_discover.app`` and run with Typer's CliRunner.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def ws_path(shop, tmp_path):
 
 
 def cli() -> typer.Typer:
-    from segmentum.cli.persona_discover import add_commands
+    from segmentum.cli.persona_discover import app as discover_app
 
     group = typer.Typer()
 
@@ -125,7 +125,7 @@ def cli() -> typer.Typer:
     def _root() -> None:
         """persona"""
 
-    add_commands(group)
+    group.add_typer(discover_app)
     return group
 
 

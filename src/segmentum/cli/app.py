@@ -1,14 +1,33 @@
-"""The `segmentum` Typer application: command groups are registered from their modules."""
+"""The `segmentum` Typer application, assembled from the command modules' own apps.
+
+Each module of ``segmentum.cli`` defines a module-level Typer app: a named group (``rfm``,
+``clv``, ``segment``, ``persona``) or top-level commands merged into this one (``load``,
+``info``, ``cohorts``, ...). Importing this module imports every command module, so they
+keep heavy libraries out of their module-level imports (``segmentum --help`` stays fast).
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
 import typer
 
-from segmentum.cli.common import err_console
+from segmentum.cli import (
+    clv,
+    cohorts,
+    contact,
+    data,
+    demo,
+    drilldown,
+    export,
+    funnel,
+    persona,
+    report,
+    rfm,
+    segment,
+)
+from segmentum.cli.common import WORKSPACE_HELP, err_console
 from segmentum.errors import SegmentumError
 
 app = typer.Typer(
@@ -22,43 +41,25 @@ app = typer.Typer(
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     workspace: Annotated[
         str | None,
         typer.Option(
             "--workspace", "-w", envvar="SEGMENTUM_WORKSPACE", show_default=False,
-            help="Workspace: a DuckDB file (default ./segmentum.duckdb) or a workspace YAML.",
+            help=WORKSPACE_HELP,
         ),
     ] = None,
 ) -> None:
     """Segmentum: customer data, RFM, cohorts, CLV and dynamic segments for CRM marketing."""
-    if workspace:  # every command reads it from here unless given its own --workspace
-        os.environ["SEGMENTUM_WORKSPACE"] = workspace
+    # every command's own --workspace falls back to this one (see cli.common.WorkspaceOpt)
+    ctx.obj = {"workspace": workspace}
 
 
-def _register_all() -> None:
-    from segmentum.cli import (
-        clv,
-        cohorts,
-        contact,
-        data,
-        demo,
-        drilldown,
-        export,
-        funnel,
-        persona,
-        report,
-        rfm,
-        segment,
-    )
-
-    # in the order of the pipeline: data in, analytics, segments, personas, activation
-    for module in (
-        data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export
-    ):
-        module.register(app)
-
-
-_register_all()
+# in the order of the pipeline: data in, analytics, segments, personas, activation
+for _module in (
+    data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export
+):
+    app.add_typer(_module.app)
 
 
 def main() -> None:

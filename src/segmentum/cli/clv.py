@@ -24,9 +24,9 @@ from segmentum.cli.common import (
     parse_as_of,
 )
 
-__all__ = ["register", "clv_app"]
+__all__ = ["app"]
 
-clv_app = typer.Typer(
+app = typer.Typer(
     name="clv",
     help="Customer lifetime value and churn: BG/NBD + Gamma-Gamma.",
     no_args_is_help=True,
@@ -45,7 +45,7 @@ def _params_table(title: str, models: dict) -> Table:
     return table
 
 
-@clv_app.command("fit")
+@app.command("fit")
 def fit_cmd(
     workspace: WorkspaceOpt = None,
     as_of: AsOfOpt = None,
@@ -55,20 +55,20 @@ def fit_cmd(
             "--horizon-days", min=1, help="Forecast window for expected purchases and value."
         ),
     ] = 365,
-    json_out: JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fit BG/NBD and Gamma-Gamma on completed orders before --as-of and score every buyer."""
     from segmentum.analytics.clv import CLV_MODELS_TABLE, CLV_TABLE, compute_clv
 
     when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
-        if json_out:
+        if as_json:
             result = compute_clv(ws, as_of=when, horizon_days=horizon_days)
         else:
             with console.status("Summarising orders and fitting the CLV models..."):
                 result = compute_clv(ws, as_of=when, horizon_days=horizon_days)
     info = result.overview()
-    if json_out:
+    if as_json:
         emit_json({**info, "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
         return
     title = f"CLV models as of {result.as_of:%Y-%m-%d %H:%M} UTC"
@@ -90,7 +90,7 @@ def fit_cmd(
     )
 
 
-@clv_app.command("holdout")
+@app.command("holdout")
 def holdout_cmd(
     calibration_start: Annotated[
         str,
@@ -106,7 +106,7 @@ def holdout_cmd(
         str, typer.Option("--holdout-end", help="End of the holdout period (exclusive).")
     ],
     workspace: WorkspaceOpt = None,
-    json_out: JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fit on a calibration period; compare predicted and actual repeat purchases after it."""
     from segmentum.analytics.clv import calibration_holdout
@@ -115,12 +115,12 @@ def holdout_cmd(
     cal = parse_as_of(calibration_end)
     end = parse_as_of(holdout_end)
     with open_ws(workspace) as ws:
-        if json_out:
+        if as_json:
             report = calibration_holdout(ws.table("orders"), start, cal, end)
         else:
             with console.status("Fitting on the calibration period..."):
                 report = calibration_holdout(ws.table("orders"), start, cal, end)
-    if json_out:
+    if as_json:
         emit_json(report.to_dict())
         return
     m = report.model
@@ -177,8 +177,3 @@ def holdout_cmd(
         f"Cumulative repeat purchases at the end of the holdout: predicted "
         f"{report.tracking_error:+.1%} vs. actual."
     )
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `clv` command group to the main app."""
-    app.add_typer(clv_app, name="clv")

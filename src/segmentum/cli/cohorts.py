@@ -10,31 +10,33 @@ Definitions (cohorts, metrics, incomplete periods) are in :mod:`segmentum.analyt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from segmentum.analytics.cohorts import (
-    METRIC_LABELS,
-    CohortResult,
-    cohort_matrix,
-    save_heatmap,
-)
 from segmentum.cli.common import (
     AsOfOpt,
     JsonOpt,
     WorkspaceOpt,
     console,
     emit_json,
+    is_missing,
     open_ws,
+    out_option,
     parse_as_of,
 )
 from segmentum.errors import UsageError
 
-__all__ = ["register", "cohort_table", "write_tidy"]
+if TYPE_CHECKING:
+    from segmentum.analytics.cohorts import CohortResult
+
+__all__ = ["app", "cohort_table", "write_tidy"]
+
+app = typer.Typer()
+
+TidyOutOpt = out_option("Write the tidy table (.csv or .parquet).")
 
 # light -> dark blue, like the heatmap's "blues" scheme
 _LOW = (247, 251, 255)
@@ -48,7 +50,7 @@ def _shade(x: float) -> str:
 
 
 def _fmt(value: float, res: CohortResult) -> str:
-    if pd.isna(value):
+    if is_missing(value):
         return ""
     if res.metric in ("retention", "open_rate"):
         return f"{value:.0%}"
@@ -59,6 +61,8 @@ def _fmt(value: float, res: CohortResult) -> str:
 
 def cohort_table(res: CohortResult, max_periods: int = 24) -> Table:
     """A Rich table of the matrix, each cell shaded by its value (min..max of the matrix)."""
+    from segmentum.analytics.cohorts import METRIC_LABELS
+
     title = METRIC_LABELS[res.metric]
     if res.per_member and res.metric in ("orders", "revenue"):
         title += " per member"
@@ -79,7 +83,7 @@ def cohort_table(res: CohortResult, max_periods: int = 24) -> Table:
         row: list = [str(cohort), f"{int(size):,}"]
         for k in periods:
             r = cells.get((cohort, int(k)))
-            if r is None or pd.isna(r.value):
+            if r is None or is_missing(r.value):
                 row.append("")
                 continue
             x = (float(r.value) - lo) / (hi - lo) if hi > lo else 0.5
@@ -89,7 +93,7 @@ def cohort_table(res: CohortResult, max_periods: int = 24) -> Table:
     return table
 
 
-def write_tidy(res: CohortResult, path: str) -> str:
+def write_tidy(res: CohortResult, path: str | Path) -> str:
     """The tidy table as CSV or Parquet, chosen by the file's suffix."""
     p = Path(path)
     suffix = p.suffix.lower()
@@ -102,72 +106,71 @@ def write_tidy(res: CohortResult, path: str) -> str:
     return str(p)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("cohorts")
-    def cohorts_cmd(
-        by: Annotated[
-            str,
-            typer.Option(help="first_order, signup or a contacts column (acquisition_channel)."),
-        ] = "first_order",
-        period: Annotated[str, typer.Option(help="week, month or quarter.")] = "month",
-        metric: Annotated[
-            str, typer.Option(help="retention, orders, revenue, avg_check, ltv or open_rate.")
-        ] = "retention",
-        start: Annotated[
-            str,
-            typer.Option(help="Attribute cohorts: period 0 is first_order or signup."),
-        ] = "first_order",
-        per_member: Annotated[
-            bool, typer.Option("--per-member", help="orders / revenue per cohort member.")
-        ] = False,
-        include_incomplete: Annotated[
-            bool,
-            typer.Option("--include-incomplete", help="Count the current, unfinished period too."),
-        ] = False,
-        max_periods: Annotated[
-            int, typer.Option(help="Periods shown in the terminal (files get all).")
-        ] = 24,
-        out: Annotated[
-            str | None, typer.Option("--out", help="Write the tidy table (.csv or .parquet).")
-        ] = None,
-        heatmap: Annotated[
-            str | None,
-            typer.Option("--heatmap", help="Heatmap file: .html, .json (Vega-Lite), .svg, .png."),
-        ] = None,
-        as_of: AsOfOpt = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Cohort matrix: retention, orders, revenue, average check, LTV or open rate by period."""
-        when = parse_as_of(as_of)
-        with open_ws(workspace) as ws:
-            res = cohort_matrix(
-                ws, by=by, period=period, metric=metric, as_of=when, start=start,
-                per_member=per_member, include_incomplete=include_incomplete,
-            )
-        written = {}
-        if out:
-            written["out"] = write_tidy(res, out)
-        if heatmap:
-            written["heatmap"] = save_heatmap(res, heatmap)
-        if json_out:
-            emit_json({**res.to_dict(), **written})
-            return
-        if res.sizes.empty:
-            console.print("No cohorts: no contact qualifies before this date.")
-            return
-        console.print(cohort_table(res, max_periods=max_periods))
-        if len(res.matrix.columns) > max_periods:
-            console.print(f"Showing {max_periods} of {len(res.matrix.columns)} periods.")
-        if (~res.tidy["complete"]).any():
-            console.print(f"* includes the current {res.period}, which has not ended.")
-        if (res.tidy["eligible"] < res.tidy["cohort_size"]).any():
-            console.print(
-                "Members start at different times: each cell counts only the members who "
-                "have completed that period (column 'eligible' in --out / --json).",
-                style="dim",
-            )
-        for note in res.notes[:1]:
-            console.print(note, style="dim")
-        for what, path in written.items():
-            console.print(f"Wrote {'tidy table' if what == 'out' else 'heatmap'}: {path}")
+@app.command("cohorts")
+def cohorts_cmd(
+    by: Annotated[
+        str,
+        typer.Option(help="first_order, signup or a contacts column (acquisition_channel)."),
+    ] = "first_order",
+    period: Annotated[str, typer.Option(help="week, month or quarter.")] = "month",
+    metric: Annotated[
+        str, typer.Option(help="retention, orders, revenue, avg_check, ltv or open_rate.")
+    ] = "retention",
+    start: Annotated[
+        str,
+        typer.Option(help="Attribute cohorts: period 0 is first_order or signup."),
+    ] = "first_order",
+    per_member: Annotated[
+        bool, typer.Option("--per-member", help="orders / revenue per cohort member.")
+    ] = False,
+    include_incomplete: Annotated[
+        bool,
+        typer.Option("--include-incomplete", help="Count the current, unfinished period too."),
+    ] = False,
+    max_periods: Annotated[
+        int, typer.Option(help="Periods shown in the terminal (files get all).")
+    ] = 24,
+    out: TidyOutOpt = None,
+    heatmap: Annotated[
+        str | None,
+        typer.Option("--heatmap", help="Heatmap file: .html, .json (Vega-Lite), .svg, .png."),
+    ] = None,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cohort matrix: retention, orders, revenue, average check, LTV or open rate by period."""
+    from segmentum.analytics.cohorts import cohort_matrix, save_heatmap
+
+    when = parse_as_of(as_of)
+    with open_ws(workspace) as ws:
+        res = cohort_matrix(
+            ws, by=by, period=period, metric=metric, as_of=when, start=start,
+            per_member=per_member, include_incomplete=include_incomplete,
+        )
+    written = {}
+    if out:
+        written["out"] = write_tidy(res, out)
+    if heatmap:
+        written["heatmap"] = save_heatmap(res, heatmap)
+    if as_json:
+        emit_json({**res.to_dict(), **written})
+        return
+    if res.sizes.empty:
+        console.print("No cohorts: no contact qualifies before this date.")
+        return
+    console.print(cohort_table(res, max_periods=max_periods))
+    if len(res.matrix.columns) > max_periods:
+        console.print(f"Showing {max_periods} of {len(res.matrix.columns)} periods.")
+    if (~res.tidy["complete"]).any():
+        console.print(f"* includes the current {res.period}, which has not ended.")
+    if (res.tidy["eligible"] < res.tidy["cohort_size"]).any():
+        console.print(
+            "Members start at different times: each cell counts only the members who "
+            "have completed that period (column 'eligible' in --out / --json).",
+            style="dim",
+        )
+    for note in res.notes[:1]:
+        console.print(note, style="dim")
+    for what, path in written.items():
+        console.print(f"Wrote {'tidy table' if what == 'out' else 'heatmap'}: {path}")

@@ -1,9 +1,17 @@
-"""What every command shares: the --workspace and --json options, the console, JSON output.
+"""What every command shares: the options defined once, the consoles, JSON output, errors.
 
-A command module defines ``register(app)`` and adds its commands to the Typer app; it opens
-the workspace with :func:`open_ws` and prints machine output with :func:`emit_json`.
-User mistakes are raised as :class:`segmentum.errors.SegmentumError` and printed by
-``app.main`` as one red line, without a traceback.
+Each command module holds a module-level Typer app (``app``) with its commands; ``cli.app``
+assembles them. A command opens the workspace with :func:`open_ws` and prints machine
+output with :func:`emit_json`. User mistakes are raised as
+:class:`segmentum.errors.SegmentumError` and printed by ``app.main`` as one red line,
+without a traceback (with ``--json``, :func:`json_errors` prints them as one JSON object).
+
+The workspace a command opens: its own ``-w``, else the global ``segmentum -w`` (kept on
+Typer's context object by the root callback), else ``SEGMENTUM_WORKSPACE``, else
+``./segmentum.duckdb``.
+
+Nothing heavy (pandas, Ibis, DuckDB, ...) is imported here: ``segmentum --help`` loads
+every command module, so those imports live inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -13,15 +21,18 @@ import datetime as _dt
 import decimal
 import json
 import math
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from segmentum.clock import to_utc
 from segmentum.errors import SegmentumError
-from segmentum.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from segmentum.workspace import Workspace
 
 __all__ = [
     "console",
@@ -29,34 +40,65 @@ __all__ = [
     "WorkspaceOpt",
     "JsonOpt",
     "AsOfOpt",
+    "OutOpt",
+    "as_of_option",
+    "out_option",
     "open_ws",
     "emit_json",
     "to_jsonable",
     "parse_as_of",
     "json_errors",
+    "is_missing",
+    "WORKSPACE_HELP",
 ]
 
 console = Console()
 err_console = Console(stderr=True)
+
+WORKSPACE_HELP = "Workspace: a DuckDB file (default ./segmentum.duckdb) or a workspace YAML."
+
+
+def _workspace_or_global(ctx: typer.Context, value: str | None) -> str | None:
+    """A command's own -w, else the global one the root callback put on the context."""
+    if value:
+        return value
+    root = ctx.find_root().obj
+    return root.get("workspace") if isinstance(root, dict) else None
+
 
 WorkspaceOpt = Annotated[
     str | None,
     typer.Option(
         "--workspace",
         "-w",
-        envvar="SEGMENTUM_WORKSPACE",
-        help="Workspace: a DuckDB file (default ./segmentum.duckdb) or a workspace YAML.",
+        callback=_workspace_or_global,
+        help=WORKSPACE_HELP + " Default: the global -w, else $SEGMENTUM_WORKSPACE.",
         show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-AsOfOpt = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Evaluate as of this date/time (ISO 8601, UTC). Default: now."),
-]
+
+
+def as_of_option(help: str) -> Any:
+    """An ``--as-of`` option with a command's own wording of its default."""
+    return Annotated[str | None, typer.Option("--as-of", help=help, show_default=False)]
+
+
+AsOfOpt = as_of_option("Evaluate as of this date/time (ISO 8601, UTC). Default: now.")
+
+
+def out_option(help: str) -> Any:
+    """An ``--out`` / ``-o`` file option with a command's own wording."""
+    return Annotated[Path | None, typer.Option("--out", "-o", help=help, show_default=False)]
+
+
+OutOpt = out_option("Also write the result to FILE (.csv or .parquet).")
 
 
 def open_ws(workspace: str | None) -> Workspace:
+    """Open the workspace a command was given (see the module doc)."""
+    from segmentum.workspace import open_workspace
+
     return open_workspace(workspace)
 
 
@@ -68,29 +110,46 @@ def parse_as_of(value: str | None, *, default_now: bool = True) -> _dt.datetime 
     return to_utc(value)
 
 
+def is_missing(x: Any) -> bool:
+    """None, NaN, or pandas' NA / NaT (pandas is looked at only when a command loaded it)."""
+    if x is None:
+        return True
+    if isinstance(x, float):
+        return math.isnan(x)
+    pd = sys.modules.get("pandas")
+    return pd is not None and pd.api.types.is_scalar(x) and bool(pd.isna(x))
+
+
+def _scalar(obj: Any) -> Any:
+    """A numpy / pandas scalar as a plain Python value (only if those are loaded)."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.generic):
+        obj = obj.item()
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        if obj is pd.NaT or obj is pd.NA:
+            return None
+        if isinstance(obj, pd.Timestamp):
+            return obj.isoformat()
+    return obj
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types for numpy / pandas / datetime / Decimal values, recursively."""
-    import numpy as np
-    import pandas as pd
-
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame):
         return [to_jsonable(r) for r in obj.to_dict(orient="records")]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
+    obj = _scalar(obj)
     if isinstance(obj, float):
         return None if math.isnan(obj) or math.isinf(obj) else obj
     if isinstance(obj, decimal.Decimal):
         return float(obj)
-    if isinstance(obj, pd.Timestamp):
-        return None if pd.isna(obj) else obj.isoformat()
     if isinstance(obj, _dt.datetime | _dt.date):
         return obj.isoformat()
-    if obj is pd.NaT or obj is pd.NA:
-        return None
     if isinstance(obj, Path):
         return str(obj)
     return obj

@@ -9,7 +9,7 @@ What each part means is in :mod:`segmentum.analytics.contact_card`.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.columns import Columns
@@ -17,12 +17,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from segmentum.analytics.contact_card import (
-    DEFAULT_EVENTS,
-    DEFAULT_ORDERS,
-    ContactCard,
-    contact_card,
-)
 from segmentum.cli.common import (
     AsOfOpt,
     JsonOpt,
@@ -33,7 +27,16 @@ from segmentum.cli.common import (
     parse_as_of,
 )
 
-__all__ = ["register", "card_renderables"]
+if TYPE_CHECKING:
+    from segmentum.analytics.contact_card import ContactCard
+
+__all__ = ["app", "card_renderables"]
+
+app = typer.Typer()
+
+# segmentum.analytics.contact_card (Ibis, pandas) is imported only when the command runs;
+# these are its defaults, for the options (a test checks that they agree)
+DEFAULT_EVENTS, DEFAULT_ORDERS = 20, 5
 
 
 def _fmt(value: Any) -> str:
@@ -199,26 +202,27 @@ def card_renderables(card: ContactCard) -> list:
     return out
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("contact")
-    def contact_cmd(
-        contact: Annotated[str, typer.Argument(help="A contact_id or an e-mail address.")],
-        events: Annotated[
-            int, typer.Option("--events", min=0, help="Timeline length (events, orders, deals).")
-        ] = DEFAULT_EVENTS,
-        orders: Annotated[
-            int, typer.Option("--orders", min=0, help="Last orders shown with their items.")
-        ] = DEFAULT_ORDERS,
-        as_of: AsOfOpt = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """One contact's card: profile, consents, RFM, CLV, segments, deals, orders, timeline."""
-        when = parse_as_of(as_of)
-        with open_ws(workspace) as ws:
-            card = contact_card(ws, contact, when, events=events, orders=orders)
-        if json_out:
-            emit_json(card.to_dict())
-            return
-        for part in card_renderables(card):
-            console.print(part)
+@app.command("contact")
+def contact_cmd(
+    contact: Annotated[str, typer.Argument(help="A contact_id or an e-mail address.")],
+    events: Annotated[
+        int, typer.Option("--events", min=0, help="Timeline length (events, orders, deals).")
+    ] = DEFAULT_EVENTS,
+    orders: Annotated[
+        int, typer.Option("--orders", min=0, help="Last orders shown with their items.")
+    ] = DEFAULT_ORDERS,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One contact's card: profile, consents, RFM, CLV, segments, deals, orders, timeline."""
+    from segmentum.analytics.contact_card import contact_card
+
+    when = parse_as_of(as_of)
+    with open_ws(workspace) as ws:
+        card = contact_card(ws, contact, when, events=events, orders=orders)
+    if as_json:
+        emit_json(card.to_dict())
+        return
+    for part in card_renderables(card):
+        console.print(part)

@@ -10,9 +10,21 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from segmentum.cli.common import JsonOpt, WorkspaceOpt, console, emit_json, open_ws
-from segmentum.data.schema import KINDS, spec
 
-__all__ = ["register", "print_load_report"]
+__all__ = ["app", "LOAD_ORDER", "print_load_report"]
+
+app = typer.Typer()
+
+# the kinds of file `load` takes (segmentum.data.schema.KINDS, which imports Ibis), in an
+# order that resolves foreign keys: products and contacts first
+LOAD_ORDER = ("products", "contacts", "orders", "order_items", "events", "deals")
+
+
+def _check_kind(kind: str) -> None:
+    """A clear error for an unknown kind before any work."""
+    from segmentum.data.schema import spec
+
+    spec(kind)
 
 
 def _progress() -> Progress:
@@ -55,149 +67,148 @@ def print_load_report(report) -> None:
         console.print(f"[yellow]warning:[/] {w}")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def load(
-        kind: Annotated[str, typer.Argument(help=f"What the file holds: {', '.join(KINDS)}.")],
-        file: Annotated[Path, typer.Argument(help="A .csv/.tsv/.txt, .parquet or .jsonl file.")],
-        mapping: Annotated[
-            Path | None, typer.Option("--mapping", "-m", help="Column mapping YAML for this file.")
-        ] = None,
-        create_contacts: Annotated[
-            bool,
-            typer.Option("--create-contacts", help="Create contacts missing from the workspace (orders, events, deals)."),
-        ] = False,
-        workspace: WorkspaceOpt = None,
-        json_: JsonOpt = False,
-    ) -> None:
-        """Load a file of contacts, products, orders, order_items, events or deals.
+@app.command()
+def load(
+    kind: Annotated[str, typer.Argument(help=f"What the file holds: {', '.join(LOAD_ORDER)}.")],
+    file: Annotated[Path, typer.Argument(help="A .csv/.tsv/.txt, .parquet or .jsonl file.")],
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", "-m", help="Column mapping YAML for this file.")
+    ] = None,
+    create_contacts: Annotated[
+        bool,
+        typer.Option("--create-contacts", help="Create contacts missing from the workspace (orders, events, deals)."),
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a file of contacts, products, orders, order_items, events or deals.
 
-        Every record is either accepted (upserted on its natural key, so a re-load changes
-        nothing) or quarantined with a reason; accepted + quarantined = input.
-        """
-        spec(kind)  # a clear error for an unknown kind before any work
-        with open_ws(workspace) as ws:
-            if json_:
-                report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts)
-                emit_json(report.to_dict())
-                return
-            with _progress() as progress:
-                task = progress.add_task(f"loading {kind}", total=3)
-
-                def tick(stage: str, done: int, total: int) -> None:
-                    progress.update(task, description=f"{kind}: {stage}", completed=done)
-
-                report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts, progress=tick)
-            print_load_report(report)
-
-    @app.command()
-    def quarantine(
-        kind: Annotated[str | None, typer.Option("--kind", "-k", help="Only this kind.")] = None,
-        limit: Annotated[int, typer.Option("--limit", "-n", help="Rows to show (0 = all).")] = 50,
-        workspace: WorkspaceOpt = None,
-        json_: JsonOpt = False,
-    ) -> None:
-        """List quarantined records: file, line, column, reason and the raw values."""
-        if kind:
-            spec(kind)
-        with open_ws(workspace) as ws:
-            q = ws.quarantine(kind).order_by(["kind", "file", "row"])
-            total = int(q.count().execute())
-            rows = ws.to_pandas(q, limit=limit or None)
-            if json_:
-                emit_json({"total": total, "rows": rows.drop(columns=["file_sha256"])})
-                return
-            if not total:
-                console.print("No quarantined records." + (f" (kind {kind})" if kind else ""))
-                return
-            t = Table(title=f"Quarantine: {total:,} record(s)", title_justify="left")
-            for col in ("kind", "file", "line", "column", "reason", "raw"):
-                t.add_column(col, overflow="fold")
-            for r in rows.astype(object).where(rows.notna(), None).itertuples():
-                line = "" if r.line is None else str(int(r.line))
-                t.add_row(r.kind, Path(r.file).name, line, r.column or "", r.reason, r.raw)
-            console.print(t)
-            if limit and total > limit:
-                console.print(f"… {total - limit:,} more; use --limit 0 or --json for all.")
-
-    @app.command()
-    def info(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
-        """Table counts, date ranges and data-quality figures of the workspace."""
-        with open_ws(workspace) as ws:
-            data = ws.info()
-        if json_:
-            emit_json(data)
-            return
-        console.print(f"Workspace [bold]{data['workspace']}[/] ({data['backend']})")
-        t = Table(title="Tables", title_justify="left")
-        for col in ("table", "rows", "from", "to", "custom attributes"):
-            t.add_column(col, justify="right" if col == "rows" else "left")
-        for name, d in data["tables"].items():
-            t.add_row(
-                name, f"{d['rows']:,}",
-                str(d["first"] or "")[:19], str(d["last"] or "")[:19],
-                ", ".join(d["custom_columns"]),
-            )
-        console.print(t)
-        q = data["quality"]
-        if "contacts" in q:
-            c = q["contacts"]
-            console.print(
-                f"Contacts: {c['with_email']:.0%} with e-mail, {c['with_phone']:.0%} with phone, "
-                f"opt-in e-mail {c['email_opt_in']:.0%} / SMS {c['sms_opt_in']:.0%} / push "
-                f"{c['push_opt_in']:.0%}, {c['duplicate_emails']:,} duplicate e-mail(s)"
-            )
-        if "orders" in q:
-            o = q["orders"]
-            status = ", ".join(f"{k} {v:,}" for k, v in o["by_status"].items())
-            extra = f"; {o['without_items']:,} without items" if o["without_items"] is not None else ""
-            console.print(f"Orders: {status}{extra}")
-        if "order_items" in q:
-            console.print(f"Order items naming an unknown SKU: {q['order_items']['unknown_sku']:,}")
-        if "events" in q:
-            console.print("Events: " + ", ".join(f"{k} {v:,}" for k, v in q["events"]["by_type"].items()))
-        loads = data["loads"]
-        console.print(
-            f"Loads: {loads['count']} — input {loads['input']:,}, accepted {loads['accepted']:,}, "
-            f"quarantined {loads['quarantined']:,}"
-            + (f" ({', '.join(f'{k} {v:,}' for k, v in data['quarantine'].items())} now in quarantine)" if data["quarantine"] else "")
-        )
-
-    @app.command()
-    def generate(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the files to.")],
-        contacts: Annotated[int, typer.Option("--contacts", "-n", min=1, help="How many contacts.")] = 20_000,
-        seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed (same seed, same files).")] = 0,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="parquet or csv.")] = "parquet",
-        json_: JsonOpt = False,
-    ) -> None:
-        """Generate a realistic synthetic retailer with planted personas and their ground truth."""
-        from segmentum.data.generate import generate as run_generate
-        from segmentum.errors import UsageError
-
-        if fmt not in ("parquet", "csv"):
-            raise UsageError(f"--format must be parquet or csv, not {fmt!r}.")
-        if json_:
-            summary = run_generate(out, contacts=contacts, seed=seed, fmt=fmt)
-            emit_json(_summary_dict(summary))
+    Every record is either accepted (upserted on its natural key, so a re-load changes
+    nothing) or quarantined with a reason; accepted + quarantined = input.
+    """
+    _check_kind(kind)
+    with open_ws(workspace) as ws:
+        if as_json:
+            report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts)
+            emit_json(report.to_dict())
             return
         with _progress() as progress:
-            tasks: dict[str, int] = {}
+            task = progress.add_task(f"loading {kind}", total=3)
 
             def tick(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done, total=total)
+                progress.update(task, description=f"{kind}: {stage}", completed=done)
 
-            summary = run_generate(out, contacts=contacts, seed=seed, fmt=fmt, progress=tick)
-        d = _summary_dict(summary)
-        t = Table(title=f"Generated into {out}", title_justify="left")
-        t.add_column("file")
-        t.add_column("rows", justify="right")
-        for name, n in d.get("rows", {}).items():
-            t.add_row(name, f"{n:,}")
+            report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts, progress=tick)
+        print_load_report(report)
+
+@app.command()
+def quarantine(
+    kind: Annotated[str | None, typer.Option("--kind", "-k", help="Only this kind.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows to show (0 = all).")] = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List quarantined records: file, line, column, reason and the raw values."""
+    if kind:
+        _check_kind(kind)
+    with open_ws(workspace) as ws:
+        q = ws.quarantine(kind).order_by(["kind", "file", "row"])
+        total = int(q.count().execute())
+        rows = ws.to_pandas(q, limit=limit or None)
+        if as_json:
+            emit_json({"total": total, "rows": rows.drop(columns=["file_sha256"])})
+            return
+        if not total:
+            console.print("No quarantined records." + (f" (kind {kind})" if kind else ""))
+            return
+        t = Table(title=f"Quarantine: {total:,} record(s)", title_justify="left")
+        for col in ("kind", "file", "line", "column", "reason", "raw"):
+            t.add_column(col, overflow="fold")
+        for r in rows.astype(object).where(rows.notna(), None).itertuples():
+            line = "" if r.line is None else str(int(r.line))
+            t.add_row(r.kind, Path(r.file).name, line, r.column or "", r.reason, r.raw)
         console.print(t)
-        console.print(f"seed {seed}, {contacts:,} contacts, {d.get('seconds', 0):.1f} s")
+        if limit and total > limit:
+            console.print(f"… {total - limit:,} more; use --limit 0 or --json for all.")
+
+@app.command()
+def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Table counts, date ranges and data-quality figures of the workspace."""
+    with open_ws(workspace) as ws:
+        data = ws.info()
+    if as_json:
+        emit_json(data)
+        return
+    console.print(f"Workspace [bold]{data['workspace']}[/] ({data['backend']})")
+    t = Table(title="Tables", title_justify="left")
+    for col in ("table", "rows", "from", "to", "custom attributes"):
+        t.add_column(col, justify="right" if col == "rows" else "left")
+    for name, d in data["tables"].items():
+        t.add_row(
+            name, f"{d['rows']:,}",
+            str(d["first"] or "")[:19], str(d["last"] or "")[:19],
+            ", ".join(d["custom_columns"]),
+        )
+    console.print(t)
+    q = data["quality"]
+    if "contacts" in q:
+        c = q["contacts"]
+        console.print(
+            f"Contacts: {c['with_email']:.0%} with e-mail, {c['with_phone']:.0%} with phone, "
+            f"opt-in e-mail {c['email_opt_in']:.0%} / SMS {c['sms_opt_in']:.0%} / push "
+            f"{c['push_opt_in']:.0%}, {c['duplicate_emails']:,} duplicate e-mail(s)"
+        )
+    if "orders" in q:
+        o = q["orders"]
+        status = ", ".join(f"{k} {v:,}" for k, v in o["by_status"].items())
+        extra = f"; {o['without_items']:,} without items" if o["without_items"] is not None else ""
+        console.print(f"Orders: {status}{extra}")
+    if "order_items" in q:
+        console.print(f"Order items naming an unknown SKU: {q['order_items']['unknown_sku']:,}")
+    if "events" in q:
+        console.print("Events: " + ", ".join(f"{k} {v:,}" for k, v in q["events"]["by_type"].items()))
+    loads = data["loads"]
+    console.print(
+        f"Loads: {loads['count']} — input {loads['input']:,}, accepted {loads['accepted']:,}, "
+        f"quarantined {loads['quarantined']:,}"
+        + (f" ({', '.join(f'{k} {v:,}' for k, v in data['quarantine'].items())} now in quarantine)" if data["quarantine"] else "")
+    )
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the files to.")],
+    contacts: Annotated[int, typer.Option("--contacts", "-n", min=1, help="How many contacts.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed (same seed, same files).")] = 0,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet or csv.")] = "parquet",
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a realistic synthetic retailer with planted personas and their ground truth."""
+    from segmentum.data.generate import generate as run_generate
+    from segmentum.errors import UsageError
+
+    if fmt not in ("parquet", "csv"):
+        raise UsageError(f"--format must be parquet or csv, not {fmt!r}.")
+    if as_json:
+        summary = run_generate(out, contacts=contacts, seed=seed, fmt=fmt)
+        emit_json(_summary_dict(summary))
+        return
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        summary = run_generate(out, contacts=contacts, seed=seed, fmt=fmt, progress=tick)
+    d = _summary_dict(summary)
+    t = Table(title=f"Generated into {out}", title_justify="left")
+    t.add_column("file")
+    t.add_column("rows", justify="right")
+    for name, n in d.get("rows", {}).items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+    console.print(f"seed {seed}, {contacts:,} contacts, {d.get('seconds', 0):.1f} s")
 
 
 def _summary_dict(summary) -> dict:

@@ -10,29 +10,36 @@ Definitions are in :mod:`segmentum.analytics.drilldown` and
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from segmentum.analytics.drilldown import drilldown
-from segmentum.analytics.lifestage import LIFESTAGE_TABLE, lifestage
 from segmentum.cli.common import (
     AsOfOpt,
     JsonOpt,
     WorkspaceOpt,
     console,
     emit_json,
+    is_missing,
     open_ws,
     parse_as_of,
 )
 
-__all__ = ["register", "drilldown_table", "lifestage_table"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["app", "drilldown_table", "lifestage_table"]
+
+app = typer.Typer()
+
+# segmentum.analytics.lifestage (Ibis, pandas) is imported only when the command runs; this
+# is its table's name, for the help text (a test checks that they agree)
+LIFESTAGE_TABLE = "lifestage"
 
 
 def _pct(x) -> str:
-    return "" if pd.isna(x) else f"{x:.1%}"
+    return "" if is_missing(x) else f"{x:.1%}"
 
 
 def drilldown_table(df: pd.DataFrame, limit: int = 20) -> Table:
@@ -88,104 +95,107 @@ def lifestage_table(bands: pd.DataFrame, assortment: pd.DataFrame | None = None)
             _pct(r.demand_share),
             f"{r.skus_in_stock:,}",
             _pct(r.sku_share),
-            "" if pd.isna(r.coverage) else f"{r.coverage:.2f}",
+            "" if is_missing(r.coverage) else f"{r.coverage:.2f}",
             "[bold red]THIN[/]" if r.thin else "ok",
             examples.get(r.age_band, ""),
         )
     return table
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("drilldown")
-    def drilldown_cmd(
-        segment: Annotated[
-            str, typer.Option("--segment", "-s", help="RFM cell (R1F3M3) or RFM segment name.")
-        ],
-        by: Annotated[str, typer.Option(help="category, brand or sku.")] = "category",
-        last_orders: Annotated[
-            int | None,
-            typer.Option("--last-orders", help="Each contact's last K completed orders (3)."),
-        ] = None,
-        window: Annotated[
-            int | None,
-            typer.Option("--window", help="Instead: completed orders in the last DAYS days."),
-        ] = None,
-        min_contacts: Annotated[
-            int, typer.Option(help="Show keys bought by at least this many segment members.")
-        ] = 5,
-        min_share: Annotated[
-            float, typer.Option(help="... and by at least this share of the segment's buyers.")
-        ] = 0.01,
-        measure: Annotated[str, typer.Option(help="Shares by item value or quantity.")] = "value",
-        limit: Annotated[int, typer.Option(help="Rows shown in the terminal.")] = 20,
-        as_of: AsOfOpt = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """What a segment's recent purchases are made of vs. the whole base (lift)."""
-        when = parse_as_of(as_of, default_now=False)
-        with open_ws(workspace) as ws:
-            df = drilldown(
-                ws, segment, by=by, last_orders=last_orders, window_days=window,
-                min_contacts=min_contacts, min_share=min_share, measure=measure, as_of=when,
-            )
-        a = df.attrs
-        if json_out:
-            emit_json({**a, "rows": df})
-            return
-        console.print(
-            f"Segment [bold]{a['segment']}[/]: {a['segment_members']:,} members, "
-            f"{a['segment_buyers']:,} with purchases in the {a['recent']}; "
-            f"base: {a['base_buyers']:,} buyers. As of {a['as_of'].isoformat()}."
-        )
-        if df.empty:
-            console.print("Nothing to show: no key has enough support in this segment.")
-        else:
-            console.print(drilldown_table(df, limit=limit))
-        hidden = a.get("hidden_keys", 0)
-        console.print(
-            f"Keys bought by fewer than {a['min_contacts']} members or {a['min_share']:.0%} of "
-            f"the segment's buyers are hidden ({hidden}).",
-            style="dim",
-        )
+@app.command("drilldown")
+def drilldown_cmd(
+    segment: Annotated[
+        str, typer.Option("--segment", "-s", help="RFM cell (R1F3M3) or RFM segment name.")
+    ],
+    by: Annotated[str, typer.Option(help="category, brand or sku.")] = "category",
+    last_orders: Annotated[
+        int | None,
+        typer.Option("--last-orders", help="Each contact's last K completed orders (3)."),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option("--window", help="Instead: completed orders in the last DAYS days."),
+    ] = None,
+    min_contacts: Annotated[
+        int, typer.Option(help="Show keys bought by at least this many segment members.")
+    ] = 5,
+    min_share: Annotated[
+        float, typer.Option(help="... and by at least this share of the segment's buyers.")
+    ] = 0.01,
+    measure: Annotated[str, typer.Option(help="Shares by item value or quantity.")] = "value",
+    limit: Annotated[int, typer.Option(help="Rows shown in the terminal.")] = 20,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a segment's recent purchases are made of vs. the whole base (lift)."""
+    from segmentum.analytics.drilldown import drilldown
 
-    @app.command("lifestage")
-    def lifestage_cmd(
-        min_demand_share: Annotated[
-            float, typer.Option(help="A band needs this share of the children to be flagged.")
-        ] = 0.05,
-        thin_ratio: Annotated[
-            float,
-            typer.Option(help="Flag when SKU share < this x demand share."),
-        ] = 0.7,
-        write: Annotated[
-            bool,
-            typer.Option("--write/--no-write", help=f"Store estimates in table {LIFESTAGE_TABLE}."),
-        ] = True,
-        as_of: AsOfOpt = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Estimate each contact's child's age now; demand by age band vs. SKUs in stock."""
-        when = parse_as_of(as_of)
-        with open_ws(workspace) as ws:
-            res = lifestage(ws, when, min_demand_share=min_demand_share, thin_ratio=thin_ratio,
-                            write=write)
-        if json_out:
-            emit_json(res.to_dict())
-            return
-        console.print(
-            f"{res.n_contacts:,} contacts with an age-targeted purchase; "
-            f"{res.skus_in_stock:,} age-targeted SKUs in stock. As of {res.as_of.isoformat()}."
+    when = parse_as_of(as_of, default_now=False)
+    with open_ws(workspace) as ws:
+        df = drilldown(
+            ws, segment, by=by, last_orders=last_orders, window_days=window,
+            min_contacts=min_contacts, min_share=min_share, measure=measure, as_of=when,
         )
-        console.print(lifestage_table(res.bands, res.assortment))
-        console.print(f"Rule: {res.rule}.", style="dim")
-        if res.thin_bands:
-            console.print(
-                f"[bold red]Thin assortment[/] for {', '.join(res.thin_bands)} months: "
-                "demand there outweighs the SKUs in stock."
-            )
-        for note in res.notes:
-            console.print(note, style="yellow")
-        if res.written:
-            console.print(f"Per-contact estimates written to table {LIFESTAGE_TABLE}.", style="dim")
+    a = df.attrs
+    if as_json:
+        emit_json({**a, "rows": df})
+        return
+    console.print(
+        f"Segment [bold]{a['segment']}[/]: {a['segment_members']:,} members, "
+        f"{a['segment_buyers']:,} with purchases in the {a['recent']}; "
+        f"base: {a['base_buyers']:,} buyers. As of {a['as_of'].isoformat()}."
+    )
+    if df.empty:
+        console.print("Nothing to show: no key has enough support in this segment.")
+    else:
+        console.print(drilldown_table(df, limit=limit))
+    hidden = a.get("hidden_keys", 0)
+    console.print(
+        f"Keys bought by fewer than {a['min_contacts']} members or {a['min_share']:.0%} of "
+        f"the segment's buyers are hidden ({hidden}).",
+        style="dim",
+    )
+
+@app.command("lifestage")
+def lifestage_cmd(
+    min_demand_share: Annotated[
+        float, typer.Option(help="A band needs this share of the children to be flagged.")
+    ] = 0.05,
+    thin_ratio: Annotated[
+        float,
+        typer.Option(help="Flag when SKU share < this x demand share."),
+    ] = 0.7,
+    write: Annotated[
+        bool,
+        typer.Option("--write/--no-write", help=f"Store estimates in table {LIFESTAGE_TABLE}."),
+    ] = True,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate each contact's child's age now; demand by age band vs. SKUs in stock."""
+    from segmentum.analytics.lifestage import lifestage
+
+    when = parse_as_of(as_of)
+    with open_ws(workspace) as ws:
+        res = lifestage(ws, when, min_demand_share=min_demand_share, thin_ratio=thin_ratio,
+                        write=write)
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    console.print(
+        f"{res.n_contacts:,} contacts with an age-targeted purchase; "
+        f"{res.skus_in_stock:,} age-targeted SKUs in stock. As of {res.as_of.isoformat()}."
+    )
+    console.print(lifestage_table(res.bands, res.assortment))
+    console.print(f"Rule: {res.rule}.", style="dim")
+    if res.thin_bands:
+        console.print(
+            f"[bold red]Thin assortment[/] for {', '.join(res.thin_bands)} months: "
+            "demand there outweighs the SKUs in stock."
+        )
+    for note in res.notes:
+        console.print(note, style="yellow")
+    if res.written:
+        console.print(f"Per-contact estimates written to table {LIFESTAGE_TABLE}.", style="dim")

@@ -29,15 +29,15 @@ from segmentum.cli.common import (
     parse_as_of,
 )
 
-__all__ = ["register", "result_table"]
+__all__ = ["app", "result_table"]
+
+app = typer.Typer()
 
 _REASONS = {
     "no_consent": "no consent to advertising use",
     "no_identifier": "no valid e-mail or phone",
     "unknown_contact": "not in contacts",
 }
-
-
 
 
 def result_table(r) -> Table:
@@ -65,63 +65,62 @@ def result_table(r) -> Table:
     return t
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("export")
-    def export_cmd(
-        segment: Annotated[str, typer.Argument(help="A saved segment (see `segment list`).")],
-        fmt: Annotated[
-            str,
-            typer.Option("--format", "-f", help="csv (plain contact fields), meta (Custom "
-                         "Audience customer list) or google (Customer Match)."),
-        ],
-        out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
-        changes_since_last: Annotated[
-            bool,
-            typer.Option("--changes-since-last", help="Only additions and removals since the "
-                         "last export of this segment in this format (meta/google: removals "
-                         "go to FILE's sibling <stem>.removals<suffix>; csv: an action column)."),
-        ] = False,
-        fields: Annotated[
-            str | None,
-            typer.Option("--fields", help="csv only: contacts columns, comma-separated "
-                         "(default contact_id,email,phone,first_name,last_name,city,country).",
-                         show_default=False),
-        ] = None,
-        consent_field: Annotated[
-            str,
-            typer.Option("--consent-field", help="The contacts yes/no column that says who "
-                         "agreed to advertising use (null counts as no)."),
-        ] = "ads_opt_in",
-        as_of: Annotated[
-            str | None,
-            typer.Option("--as-of", help="Export the members at this time, from the recorded "
-                         "membership history (ISO 8601, UTC). Default: as of the last refresh.",
-                         show_default=False),
-        ] = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Write a segment's audience to a retargeting file, in full or only the changes."""
-        from segmentum.activation.exports import export_segment
+@app.command("export")
+def export_cmd(
+    segment: Annotated[str, typer.Argument(help="A saved segment (see `segment list`).")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="csv (plain contact fields), meta (Custom "
+                     "Audience customer list) or google (Customer Match)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    changes_since_last: Annotated[
+        bool,
+        typer.Option("--changes-since-last", help="Only additions and removals since the "
+                     "last export of this segment in this format (meta/google: removals "
+                     "go to FILE's sibling <stem>.removals<suffix>; csv: an action column)."),
+    ] = False,
+    fields: Annotated[
+        str | None,
+        typer.Option("--fields", help="csv only: contacts columns, comma-separated "
+                     "(default contact_id,email,phone,first_name,last_name,city,country).",
+                     show_default=False),
+    ] = None,
+    consent_field: Annotated[
+        str,
+        typer.Option("--consent-field", help="The contacts yes/no column that says who "
+                     "agreed to advertising use (null counts as no)."),
+    ] = "ads_opt_in",
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Export the members at this time, from the recorded "
+                     "membership history (ISO 8601, UTC). Default: as of the last refresh.",
+                     show_default=False),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a segment's audience to a retargeting file, in full or only the changes."""
+    from segmentum.activation.exports import export_segment
 
-        with json_errors(json_out), open_ws(workspace) as ws:
-            when = parse_as_of(as_of, default_now=False)
-            if json_out:
-                result = export_segment(
-                    ws, segment, fmt, out, as_of=when, changes_since_last=changes_since_last,
-                    fields=fields.split(",") if fields is not None else None,
-                    consent_field=consent_field,
-                )
-                emit_json(result.to_dict())
-                return
-            with console.status("Exporting...") as status:
-                result = export_segment(
-                    ws, segment, fmt, out, as_of=when, changes_since_last=changes_since_last,
-                    fields=fields.split(",") if fields is not None else None,
-                    consent_field=consent_field,
-                    progress=lambda n: status.update(f"Exporting... {n:,} members read"),
-                )
-        console.print(result_table(result))
-        console.print(f"Written to {result.file}" + (
-            f"; removals to {result.removals_file}" if result.removals_file else ""
-        ) + f" in {result.seconds:.2f} s.", highlight=False)
+    with json_errors(as_json), open_ws(workspace) as ws:
+        when = parse_as_of(as_of, default_now=False)
+        if as_json:
+            result = export_segment(
+                ws, segment, fmt, out, as_of=when, changes_since_last=changes_since_last,
+                fields=fields.split(",") if fields is not None else None,
+                consent_field=consent_field,
+            )
+            emit_json(result.to_dict())
+            return
+        with console.status("Exporting...") as status:
+            result = export_segment(
+                ws, segment, fmt, out, as_of=when, changes_since_last=changes_since_last,
+                fields=fields.split(",") if fields is not None else None,
+                consent_field=consent_field,
+                progress=lambda n: status.update(f"Exporting... {n:,} members read"),
+            )
+    console.print(result_table(result))
+    console.print(f"Written to {result.file}" + (
+        f"; removals to {result.removals_file}" if result.removals_file else ""
+    ) + f" in {result.seconds:.2f} s.", highlight=False)

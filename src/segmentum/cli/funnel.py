@@ -10,37 +10,41 @@ Definitions are in :mod:`segmentum.analytics.funnel`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from segmentum.analytics.funnel import Funnel, funnel
 from segmentum.cli.common import (
     AsOfOpt,
     JsonOpt,
     WorkspaceOpt,
     console,
     emit_json,
+    is_missing,
     open_ws,
     parse_as_of,
 )
 
-__all__ = ["register", "funnel_table"]
+if TYPE_CHECKING:
+    from segmentum.analytics.funnel import Funnel
+
+__all__ = ["app", "funnel_table"]
+
+app = typer.Typer()
 
 
 def _pct(x) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:.1%}"
+    return "" if is_missing(x) else f"{x:.1%}"
 
 
 def _days(x) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:.1f}"
+    return "" if is_missing(x) else f"{x:.1f}"
 
 
 def _money(x) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:,.0f}"
+    return "" if is_missing(x) else f"{x:,.0f}"
 
 
 def funnel_table(f: Funnel) -> Table:
@@ -85,65 +89,66 @@ def _order_text(f: Funnel) -> str:
             "stage, ties by name; fix it with --stages")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("funnel")
-    def funnel_cmd(
-        pipeline: Annotated[
-            str | None, typer.Option("--pipeline", "-p", help="Only deals of this pipeline.")
-        ] = None,
-        stages: Annotated[
-            str | None,
-            typer.Option("--stages", help="Funnel order, comma-separated (default: inferred)."),
-        ] = None,
-        won: Annotated[
-            str | None, typer.Option("--won", help="Won stages, comma-separated (default: "
-                                     "names with the word won / win).")
-        ] = None,
-        lost: Annotated[
-            str | None, typer.Option("--lost", help="Lost stages, comma-separated (default: "
-                                     "names with the word lost / lose / loss).")
-        ] = None,
-        stages_file: Annotated[
-            Path | None,
-            typer.Option("--stages-file", help="YAML with stages / won / lost lists, per "
-                         "pipeline if need be."),
-        ] = None,
-        as_of: AsOfOpt = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Deal stages as a funnel: reached, now, conversion, time in stage, audiences."""
-        when = parse_as_of(as_of)
-        with open_ws(workspace) as ws:
-            f = funnel(ws, when, pipeline=pipeline, stages=stages, won=won, lost=lost,
-                       stages_file=stages_file)
-        if json_out:
-            emit_json(f.to_dict())
-            return
-        t = f.totals
+@app.command("funnel")
+def funnel_cmd(
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", "-p", help="Only deals of this pipeline.")
+    ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option("--stages", help="Funnel order, comma-separated (default: inferred)."),
+    ] = None,
+    won: Annotated[
+        str | None, typer.Option("--won", help="Won stages, comma-separated (default: "
+                                 "names with the word won / win).")
+    ] = None,
+    lost: Annotated[
+        str | None, typer.Option("--lost", help="Lost stages, comma-separated (default: "
+                                 "names with the word lost / lose / loss).")
+    ] = None,
+    stages_file: Annotated[
+        Path | None,
+        typer.Option("--stages-file", help="YAML with stages / won / lost lists, per "
+                     "pipeline if need be."),
+    ] = None,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deal stages as a funnel: reached, now, conversion, time in stage, audiences."""
+    from segmentum.analytics.funnel import funnel
+
+    when = parse_as_of(as_of)
+    with open_ws(workspace) as ws:
+        f = funnel(ws, when, pipeline=pipeline, stages=stages, won=won, lost=lost,
+                   stages_file=stages_file)
+    if as_json:
+        emit_json(f.to_dict())
+        return
+    t = f.totals
+    console.print(
+        f"{t['deals']:,} deals of {t['contacts']:,} contacts: {t['open']:,} open, "
+        f"{t['won']:,} won, {t['lost']:,} lost"
+        + (f" (win rate {_pct(t['win_rate'])})" if t["win_rate"] is not None else "")
+        + f". Pipelines: {', '.join(f.pipelines) or '(none named)'}."
+    )
+    console.print(funnel_table(f))
+    console.print(
+        "reached = got at least this far (entered it, a later stage or won); conversions "
+        "are of reached. Days = finished visits to the stage (entry to the next stage); "
+        "'so far' = deals still at it, time since entry.",
+        style="dim",
+    )
+    console.print(f"Stage order {_order_text(f)}.", style="dim")
+    console.print("Audiences (segment rules; contacts whose latest deal is at the stage):")
+    for r in f.stages.itertuples(index=False):
         console.print(
-            f"{t['deals']:,} deals of {t['contacts']:,} contacts: {t['open']:,} open, "
-            f"{t['won']:,} won, {t['lost']:,} lost"
-            + (f" (win rate {_pct(t['win_rate'])})" if t["win_rate"] is not None else "")
-            + f". Pipelines: {', '.join(f.pipelines) or '(none named)'}."
+            f"  {escape(r.stage)}: [bold]{escape(r.rule)}[/]  ({r.audience:,} contacts)",
+            highlight=False,
         )
-        console.print(funnel_table(f))
-        console.print(
-            "reached = got at least this far (entered it, a later stage or won); conversions "
-            "are of reached. Days = finished visits to the stage (entry to the next stage); "
-            "'so far' = deals still at it, time since entry.",
-            style="dim",
-        )
-        console.print(f"Stage order {_order_text(f)}.", style="dim")
-        console.print("Audiences (segment rules; contacts whose latest deal is at the stage):")
-        for r in f.stages.itertuples(index=False):
-            console.print(
-                f"  {escape(r.stage)}: [bold]{escape(r.rule)}[/]  ({r.audience:,} contacts)",
-                highlight=False,
-            )
-        console.print(
-            "  e.g. recent movers: deal.stage = \"...\" and deal.stage_changed within last 14 days",
-            style="dim", highlight=False, markup=False,
-        )
-        for note in f.notes:
-            console.print(note, style="yellow", markup=False)
+    console.print(
+        "  e.g. recent movers: deal.stage = \"...\" and deal.stage_changed within last 14 days",
+        style="dim", highlight=False, markup=False,
+    )
+    for note in f.notes:
+        console.print(note, style="yellow", markup=False)

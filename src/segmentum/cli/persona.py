@@ -8,8 +8,8 @@
 
 The templates and their typed parameters are :mod:`segmentum.personas.library`; applying
 one saves a segment (refresh it with `segmentum segment refresh`) and records it in the
-``persona_segments`` table. ``persona_app`` is the Typer group, so other modules can add
-commands to it (``add_commands(persona_app)``).
+``persona_segments`` table. ``persona discover`` is :mod:`segmentum.cli.persona_discover`,
+merged into this group.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -34,12 +33,16 @@ from segmentum.cli.common import (
     open_ws,
     parse_as_of,
 )
-from segmentum.cli.persona_discover import add_commands
+from segmentum.cli import persona_discover
 from segmentum.errors import UsageError
 
-__all__ = ["DEFAULT_TRUTH", "persona_app", "register"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-persona_app = typer.Typer(
+__all__ = ["DEFAULT_TRUTH", "app"]
+
+app = typer.Typer(
+    name="persona",
     help="Persona templates: ready segment definitions (new buyer, high-value buyer, ...).",
     no_args_is_help=True,
 )
@@ -55,8 +58,6 @@ ParamOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
 
 
 def _library():
@@ -90,7 +91,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-@persona_app.command("list")
+@app.command("list")
 def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The templates, and whether this workspace has the data each needs."""
     from segmentum.personas.needs import DataCheck
@@ -133,7 +134,7 @@ def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         )
 
 
-@persona_app.command("show")
+@app.command("show")
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Template name (see `persona list`).")],
     params: ParamOpt = None,
@@ -189,7 +190,7 @@ def show_cmd(
         console.print(data["rule"], highlight=False, markup=False)
 
 
-@persona_app.command("apply")
+@app.command("apply")
 def apply_cmd(
     name: Annotated[str, typer.Argument(help="Template name (see `persona list`).")],
     params: ParamOpt = None,
@@ -242,6 +243,8 @@ def _truth(path: Path) -> pd.DataFrame:
             f"No ground-truth file {path}:{hint} pass --truth FILE (a table with columns "
             "contact_id and label, e.g. the generator's ground_truth.parquet)."
         )
+    import pandas as pd
+
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path, columns=None)
     if path.suffix.lower() in (".csv", ".txt"):
@@ -264,7 +267,7 @@ def _check_as_of(as_of: str | None, truth: Path):
     return parse_as_of(None)
 
 
-@persona_app.command("check")
+@app.command("check")
 def check_cmd(
     truth: Annotated[
         Path,
@@ -318,8 +321,4 @@ def check_cmd(
             console.print(f"[yellow]Note:[/] {note}", highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `persona` command group (templates here, `discover` from persona_discover)."""
-    if "discover" not in {c.name for c in persona_app.registered_commands}:
-        add_commands(persona_app)
-    app.add_typer(persona_app, name="persona")
+app.add_typer(persona_discover.app)  # `persona discover`

@@ -3,16 +3,15 @@
     segmentum persona discover [--k K | --auto] [--seed S] [--sample N] [--as-of T]
                                [--save] [--save-segments] [--truth groups.parquet] [--json]
 
-``add_commands(persona_app)`` adds the command to the `persona` Typer group. The work is
+``app`` holds the command; :mod:`segmentum.cli.persona` merges it into the `persona` group. The work is
 :func:`segmentum.personas.run.discover_personas`; the features and the method are described
 in :mod:`segmentum.personas.features` and :mod:`segmentum.personas.discover`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -24,33 +23,32 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    is_missing,
     json_errors,
     open_ws,
     parse_as_of,
 )
 from segmentum.errors import UsageError
-from segmentum.personas.run import (
-    CLUSTERS_TABLE,
-    DEFAULT_SAMPLE,
-    PERSONAS_TABLE,
-    DiscoveryResult,
-    discover_personas,
-    save_personas,
-    save_segments,
-    truth_agreement,
-)
 
-__all__ = ["DEFAULT_K", "add_commands", "clusters_table"]
+if TYPE_CHECKING:
+    from segmentum.personas.run import DiscoveryResult
+
+__all__ = ["DEFAULT_K", "app", "clusters_table"]
+
+app = typer.Typer()
 
 DEFAULT_K = 6
+# segmentum.personas.run (NumPy, scikit-learn) is imported only when the command runs; these
+# are its table names and sample size, for the help text (a test checks that they agree)
+PERSONAS_TABLE, CLUSTERS_TABLE, DEFAULT_SAMPLE = "personas", "persona_clusters", 50_000
 
 
 def _pct(x) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:.1%}"
+    return "" if is_missing(x) else f"{x:.1%}"
 
 
 def _money(x) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:,.2f}"
+    return "" if is_missing(x) else f"{x:,.2f}"
 
 
 def clusters_table(res: DiscoveryResult) -> Table:
@@ -107,66 +105,67 @@ def _truth_table(agreement: dict, names: dict[int, str]) -> Table:
     return table
 
 
-def add_commands(persona_app: typer.Typer) -> None:
-    """Add `discover` to the `persona` command group."""
+@app.command("discover")
+def discover_cmd(
+    k: Annotated[
+        int | None,
+        typer.Option("--k", "-k", help=f"Number of buyer clusters (default {DEFAULT_K})."),
+    ] = None,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Pick K in 2..10 by the best silhouette.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of K-means.")] = 0,
+    sample: Annotated[
+        int, typer.Option(help="Fit on at most this many buyers (a seeded sample).")
+    ] = DEFAULT_SAMPLE,
+    save: Annotated[
+        bool,
+        typer.Option("--save", help=f"Write tables {PERSONAS_TABLE} and {CLUSTERS_TABLE}."),
+    ] = False,
+    save_segments_: Annotated[
+        bool,
+        typer.Option(
+            "--save-segments",
+            help="Also save one segment per cluster (persona.cluster = N); implies --save.",
+        ),
+    ] = False,
+    truth: Annotated[
+        str | None,
+        typer.Option(
+            "--truth",
+            help="Ground truth (Parquet/CSV: contact_id, group or label): report the "
+            "adjusted Rand index.",
+        ),
+    ] = None,
+    as_of: AsOfOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cluster contacts on behaviour and describe each cluster in plain language."""
+    from segmentum.personas.run import save_personas, save_segments, truth_agreement
 
-    @persona_app.command("discover")
-    def discover_cmd(
-        k: Annotated[
-            int | None,
-            typer.Option("--k", "-k", help=f"Number of buyer clusters (default {DEFAULT_K})."),
-        ] = None,
-        auto: Annotated[
-            bool, typer.Option("--auto", help="Pick K in 2..10 by the best silhouette.")
-        ] = False,
-        seed: Annotated[int, typer.Option(help="Seed of the sample and of K-means.")] = 0,
-        sample: Annotated[
-            int, typer.Option(help="Fit on at most this many buyers (a seeded sample).")
-        ] = DEFAULT_SAMPLE,
-        save: Annotated[
-            bool,
-            typer.Option("--save", help=f"Write tables {PERSONAS_TABLE} and {CLUSTERS_TABLE}."),
-        ] = False,
-        save_segments_: Annotated[
-            bool,
-            typer.Option(
-                "--save-segments",
-                help="Also save one segment per cluster (persona.cluster = N); implies --save.",
-            ),
-        ] = False,
-        truth: Annotated[
-            str | None,
-            typer.Option(
-                "--truth",
-                help="Ground truth (Parquet/CSV: contact_id, group or label): report the "
-                "adjusted Rand index.",
-            ),
-        ] = None,
-        as_of: AsOfOpt = None,
-        workspace: WorkspaceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Cluster contacts on behaviour and describe each cluster in plain language."""
-        saving = save or save_segments_
-        with json_errors(json_out):
-            if auto and k is not None:
-                raise UsageError("Give either --k or --auto, not both.")
-            when = parse_as_of(as_of)
-            with open_ws(workspace) as ws:
-                k_ = DEFAULT_K if k is None else k
-                res = _discover(ws, when, k_, auto, seed, sample, quiet=json_out)
-                agreement = truth_agreement(res, truth) if truth else None
-                if saving:
-                    save_personas(ws, res)
-                segments = save_segments(ws, res) if save_segments_ else []
-        if json_out:
-            emit_json({**res.to_dict(), "saved": saving, "segments": segments, "truth": agreement})
-        else:
-            _show(res, agreement, saving, segments)
+    saving = save or save_segments_
+    with json_errors(as_json):
+        if auto and k is not None:
+            raise UsageError("Give either --k or --auto, not both.")
+        when = parse_as_of(as_of)
+        with open_ws(workspace) as ws:
+            k_ = DEFAULT_K if k is None else k
+            res = _discover(ws, when, k_, auto, seed, sample, quiet=as_json)
+            agreement = truth_agreement(res, truth) if truth else None
+            if saving:
+                save_personas(ws, res)
+            segments = save_segments(ws, res) if save_segments_ else []
+    if as_json:
+        emit_json({**res.to_dict(), "saved": saving, "segments": segments, "truth": agreement})
+    else:
+        _show(res, agreement, saving, segments)
 
 
 def _discover(ws, when, k: int, auto: bool, seed: int, sample: int, *, quiet: bool):
     """discover_personas with a progress bar over the contacts (none when ``quiet``)."""
+    from segmentum.personas.run import discover_personas
+
     if quiet:
         return discover_personas(ws, when, k=k, auto=auto, seed=seed, sample=sample)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())

@@ -21,19 +21,24 @@ from typing import Annotated
 
 import typer
 
-from segmentum.cli.common import JsonOpt, WorkspaceOpt, console, emit_json, open_ws, parse_as_of
+from segmentum.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    as_of_option,
+    console,
+    emit_json,
+    open_ws,
+    parse_as_of,
+)
 
-__all__ = ["register"]
+__all__ = ["app"]
 
-AsOfOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        help="As of this date/time (ISO 8601, UTC). Default: the date of the workspace's "
-        "rfm table, else now.",
-        show_default=False,
-    ),
-]
+app = typer.Typer()
+
+AsOfOpt = as_of_option(
+    "As of this date/time (ISO 8601, UTC). Default: the date of the workspace's rfm table, "
+    "else now."
+)
 HoldoutOpt = Annotated[
     int | None,
     typer.Option(
@@ -57,111 +62,110 @@ class ColorBy(str, Enum):
     revenue = "revenue"
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("report")
-    def report_cmd(
-        out: Annotated[
-            Path, typer.Option("--out", "-o", help="The HTML file to write.", show_default=False)
-        ] = Path("report.html"),
-        workspace: WorkspaceOpt = None,
-        as_of: AsOfOpt = None,
-        color: Annotated[
-            ColorBy, typer.Option("--color", help="What the RFM grid is coloured by at first.")
-        ] = ColorBy.contacts,
-        holdout_weeks: HoldoutOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Write a self-contained HTML report: KPIs, RFM grid, cohort heatmap, CLV holdout."""
-        from segmentum.analytics.report import build_report
+@app.command("report")
+def report_cmd(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The HTML file to write.", show_default=False)
+    ] = Path("report.html"),
+    workspace: WorkspaceOpt = None,
+    as_of: AsOfOpt = None,
+    color: Annotated[
+        ColorBy, typer.Option("--color", help="What the RFM grid is coloured by at first.")
+    ] = ColorBy.contacts,
+    holdout_weeks: HoldoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a self-contained HTML report: KPIs, RFM grid, cohort heatmap, CLV holdout."""
+    from segmentum.analytics.report import build_report
 
-        when = parse_as_of(as_of, default_now=False)
-        with open_ws(workspace) as ws:
-            if json_out:
+    when = parse_as_of(as_of, default_now=False)
+    with open_ws(workspace) as ws:
+        if as_json:
+            rep = build_report(ws, out, when, rfm_color=color.value,
+                               holdout_weeks=holdout_weeks)
+        else:
+            with console.status("Computing RFM, cohorts and the CLV holdout check..."):
                 rep = build_report(ws, out, when, rfm_color=color.value,
                                    holdout_weeks=holdout_weeks)
-            else:
-                with console.status("Computing RFM, cohorts and the CLV holdout check..."):
-                    rep = build_report(ws, out, when, rfm_color=color.value,
-                                       holdout_weeks=holdout_weeks)
-        if json_out:
-            emit_json(rep.to_dict())
-            return
-        console.print(
-            f"Wrote [bold]{rep.path}[/] ({rep.path.stat().st_size / 1e6:.1f} MB) - "
-            f"{rep.workspace} as of {rep.as_of:%Y-%m-%d %H:%M} UTC."
-        )
-        for sec in rep.sections:
-            if sec.ok:
-                console.print(f"  [green]drawn[/]    {sec.title}")
-            else:
-                console.print(f"  [yellow]missing[/]  {sec.title}: {sec.message}", highlight=False)
+    if as_json:
+        emit_json(rep.to_dict())
+        return
+    console.print(
+        f"Wrote [bold]{rep.path}[/] ({rep.path.stat().st_size / 1e6:.1f} MB) - "
+        f"{rep.workspace} as of {rep.as_of:%Y-%m-%d %H:%M} UTC."
+    )
+    for sec in rep.sections:
+        if sec.ok:
+            console.print(f"  [green]drawn[/]    {sec.title}")
+        else:
+            console.print(f"  [yellow]missing[/]  {sec.title}: {sec.message}", highlight=False)
 
-    @app.command("chart")
-    def chart_cmd(
-        kind: Annotated[ChartKind, typer.Argument(help="Which chart to draw.")],
-        out: Annotated[
-            Path,
-            typer.Option("--out", "-o", help="File to write: .png, .svg, .html or .json.",
-                         show_default=False),
-        ],
-        workspace: WorkspaceOpt = None,
-        as_of: AsOfOpt = None,
-        color: Annotated[
-            ColorBy, typer.Option("--color", help="rfm: colour cells by contacts or revenue.")
-        ] = ColorBy.contacts,
-        m: Annotated[
-            int | None,
-            typer.Option("--m", min=1, max=5,
-                         help="rfm: draw only this monetary score (default: one panel each).",
-                         show_default=False),
-        ] = None,
-        period: Annotated[str, typer.Option("--period", help="cohorts: week, month or quarter.")]
-        = "month",
-        metric: Annotated[
-            str,
-            typer.Option("--metric",
-                         help="cohorts: retention, orders, revenue, avg_check, ltv, open_rate."),
-        ] = "retention",
-        by: Annotated[
-            str, typer.Option("--by", help="cohorts: first_order, signup or a contacts column.")
-        ] = "first_order",
-        holdout_weeks: HoldoutOpt = None,
-        scale: Annotated[float, typer.Option("--scale", min=0.5, max=8, help="png: pixel scale.")]
-        = 2.0,
-    ) -> None:
-        """Draw one chart: the RFM grid, the cohort heatmap or a CLV holdout plot."""
-        from segmentum.analytics import charts
-        from segmentum.analytics.report import (
-            clv_holdout,
-            cohort_result,
-            default_as_of,
-            rfm_summary,
-        )
-        from segmentum.errors import UsageError
+@app.command("chart")
+def chart_cmd(
+    kind: Annotated[ChartKind, typer.Argument(help="Which chart to draw.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="File to write: .png, .svg, .html or .json.",
+                     show_default=False),
+    ],
+    workspace: WorkspaceOpt = None,
+    as_of: AsOfOpt = None,
+    color: Annotated[
+        ColorBy, typer.Option("--color", help="rfm: colour cells by contacts or revenue.")
+    ] = ColorBy.contacts,
+    m: Annotated[
+        int | None,
+        typer.Option("--m", min=1, max=5,
+                     help="rfm: draw only this monetary score (default: one panel each).",
+                     show_default=False),
+    ] = None,
+    period: Annotated[str, typer.Option("--period", help="cohorts: week, month or quarter.")]
+    = "month",
+    metric: Annotated[
+        str,
+        typer.Option("--metric",
+                     help="cohorts: retention, orders, revenue, avg_check, ltv, open_rate."),
+    ] = "retention",
+    by: Annotated[
+        str, typer.Option("--by", help="cohorts: first_order, signup or a contacts column.")
+    ] = "first_order",
+    holdout_weeks: HoldoutOpt = None,
+    scale: Annotated[float, typer.Option("--scale", min=0.5, max=8, help="png: pixel scale.")]
+    = 2.0,
+) -> None:
+    """Draw one chart: the RFM grid, the cohort heatmap or a CLV holdout plot."""
+    from segmentum.analytics import charts
+    from segmentum.analytics.report import (
+        clv_holdout,
+        cohort_result,
+        default_as_of,
+        rfm_summary,
+    )
+    from segmentum.errors import UsageError
 
-        suffix = out.suffix.lower()
-        if suffix not in charts.CHART_FORMATS:
-            raise UsageError(
-                f"Cannot tell the chart format of {out.name!r} from its extension: "
-                f"use {', '.join(charts.CHART_FORMATS)}."
-            )
-        if not out.parent.exists():
-            raise UsageError(f"Cannot write {str(out)!r}: folder {out.parent} does not exist.")
-        when = parse_as_of(as_of, default_now=False)
-        with open_ws(workspace) as ws, console.status(f"Drawing the {kind.value} chart..."):
-            when = when or default_as_of(ws)
-            if kind is ChartKind.rfm:
-                summary = rfm_summary(ws, when)
-                chart = charts.rfm_grid(summary.cells, color=color.value, m=m)
-            elif kind is ChartKind.cohorts:
-                result = cohort_result(ws, when, period=period, metric=metric, by=by,
-                                       max_cohorts=None)
-                chart = charts.cohort_heatmap(result)
+    suffix = out.suffix.lower()
+    if suffix not in charts.CHART_FORMATS:
+        raise UsageError(
+            f"Cannot tell the chart format of {out.name!r} from its extension: "
+            f"use {', '.join(charts.CHART_FORMATS)}."
+        )
+    if not out.parent.exists():
+        raise UsageError(f"Cannot write {str(out)!r}: folder {out.parent} does not exist.")
+    when = parse_as_of(as_of, default_now=False)
+    with open_ws(workspace) as ws, console.status(f"Drawing the {kind.value} chart..."):
+        when = when or default_as_of(ws)
+        if kind is ChartKind.rfm:
+            summary = rfm_summary(ws, when)
+            chart = charts.rfm_grid(summary.cells, color=color.value, m=m)
+        elif kind is ChartKind.cohorts:
+            result = cohort_result(ws, when, period=period, metric=metric, by=by,
+                                   max_cohorts=None)
+            chart = charts.cohort_heatmap(result)
+        else:
+            check = clv_holdout(ws, when, holdout_weeks)
+            if kind is ChartKind.clv:
+                chart = charts.clv_tracking(check.report.tracking)
             else:
-                check = clv_holdout(ws, when, holdout_weeks)
-                if kind is ChartKind.clv:
-                    chart = charts.clv_tracking(check.report.tracking)
-                else:
-                    chart = charts.clv_by_frequency(check.report.by_frequency)
-            path = charts.save_chart(chart, out, scale=scale)
-        console.print(f"Wrote [bold]{path}[/] ({kind.value} as of {when:%Y-%m-%d}).")
+                chart = charts.clv_by_frequency(check.report.by_frequency)
+        path = charts.save_chart(chart, out, scale=scale)
+    console.print(f"Wrote [bold]{path}[/] ({kind.value} as of {when:%Y-%m-%d}).")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.columns import Columns
 from rich.table import Table
@@ -23,12 +22,20 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    is_missing,
     open_ws,
+    out_option,
     parse_as_of,
 )
 from segmentum.errors import UsageError
 
-__all__ = ["register"]
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="rfm",
+    help="RFM: recency, frequency, monetary scores, cells R{r}F{f}M{m} and named segments.",
+    no_args_is_help=False,
+)
 
 LevelsOpt = Annotated[
     int | None,
@@ -57,22 +64,15 @@ SegmentMapOpt = Annotated[
         show_default=False,
     ),
 ]
-OutOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--out",
-        help="Also write the per-contact table to FILE (.csv or .parquet).",
-        show_default=False,
-    ),
-]
+OutOpt = out_option("Also write the per-contact table to FILE (.csv or .parquet).")
 
 
 def _pct(x) -> str:
-    return "-" if pd.isna(x) else f"{100 * x:.1f}%"
+    return "-" if is_missing(x) else f"{100 * x:.1f}%"
 
 
 def _num(x, digits: int = 1) -> str:
-    return "-" if pd.isna(x) else f"{x:,.{digits}f}"
+    return "-" if is_missing(x) else f"{x:,.{digits}f}"
 
 
 def _grid_tables(res) -> list[Table]:
@@ -211,81 +211,73 @@ def _levels_of(levels: int | None, thresholds: str | None) -> int:
     return 3
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `rfm` command group to the app."""
-    rfm_app = typer.Typer(
-        help="RFM: recency, frequency, monetary scores, cells R{r}F{f}M{m} and named segments.",
-        no_args_is_help=False,
-    )
+@app.callback(invoke_without_command=True)
+def rfm(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    levels: LevelsOpt = None,
+    as_of: AsOfOpt = None,
+    monetary: MonetaryOpt = "sum",
+    thresholds: ThresholdsOpt = None,
+    segment_map: SegmentMapOpt = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every contact, write the workspace table `rfm` and print the summary."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from segmentum.analytics.rfm import compute_rfm
 
-    @rfm_app.callback(invoke_without_command=True)
-    def rfm(
-        ctx: typer.Context,
-        workspace: WorkspaceOpt = None,
-        levels: LevelsOpt = None,
-        as_of: AsOfOpt = None,
-        monetary: MonetaryOpt = "sum",
-        thresholds: ThresholdsOpt = None,
-        segment_map: SegmentMapOpt = None,
-        out: OutOpt = None,
-        json_: JsonOpt = False,
-    ) -> None:
-        """Score every contact, write the workspace table `rfm` and print the summary."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from segmentum.analytics.rfm import compute_rfm
+    when = parse_as_of(as_of)
+    with open_ws(workspace) as ws:
+        res = compute_rfm(
+            ws,
+            as_of=when,
+            levels=_levels_of(levels, thresholds),
+            monetary=monetary,
+            thresholds=thresholds,
+            segment_map=segment_map,
+            out=out,
+        )
+    if as_json:
+        emit_json(res.to_dict())
+    else:
+        _print_result(res)
 
-        when = parse_as_of(as_of)
-        with open_ws(workspace) as ws:
-            res = compute_rfm(
-                ws,
-                as_of=when,
-                levels=_levels_of(levels, thresholds),
-                monetary=monetary,
-                thresholds=thresholds,
-                segment_map=segment_map,
-                out=out,
-            )
-        if json_:
-            emit_json(res.to_dict())
-        else:
-            _print_result(res)
 
-    @rfm_app.command("migration")
-    def migration(
-        date_from: Annotated[str, typer.Option("--from", help="First date (ISO 8601, UTC).")],
-        date_to: Annotated[str, typer.Option("--to", help="Second date (ISO 8601, UTC).")],
-        by: Annotated[
-            str, typer.Option("--by", help="Count moves between 'cell's or 'name's.")
-        ] = "cell",
-        workspace: WorkspaceOpt = None,
-        levels: LevelsOpt = None,
-        monetary: MonetaryOpt = "sum",
-        thresholds: ThresholdsOpt = None,
-        segment_map: SegmentMapOpt = None,
-        json_: JsonOpt = False,
-    ) -> None:
-        """How contacts moved between cells or named segments from one date to another."""
-        from segmentum.analytics.rfm import rfm_migration
+@app.command("migration")
+def migration(
+    date_from: Annotated[str, typer.Option("--from", help="First date (ISO 8601, UTC).")],
+    date_to: Annotated[str, typer.Option("--to", help="Second date (ISO 8601, UTC).")],
+    by: Annotated[
+        str, typer.Option("--by", help="Count moves between 'cell's or 'name's.")
+    ] = "cell",
+    workspace: WorkspaceOpt = None,
+    levels: LevelsOpt = None,
+    monetary: MonetaryOpt = "sum",
+    thresholds: ThresholdsOpt = None,
+    segment_map: SegmentMapOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How contacts moved between cells or named segments from one date to another."""
+    from segmentum.analytics.rfm import rfm_migration
 
-        if by not in ("cell", "name"):
-            raise UsageError(f"--by must be 'cell' or 'name'. Got {by!r} instead.")
-        start = parse_as_of(date_from, default_now=False)
-        end = parse_as_of(date_to, default_now=False)
-        with open_ws(workspace) as ws:
-            mig = rfm_migration(
-                ws,
-                start,
-                end,
-                by=by,
-                levels=_levels_of(levels, thresholds),
-                monetary=monetary,
-                thresholds=thresholds,
-                segment_map=segment_map,
-            )
-        if json_:
-            emit_json(mig.to_dict())
-        else:
-            _print_migration(mig)
-
-    app.add_typer(rfm_app, name="rfm")
+    if by not in ("cell", "name"):
+        raise UsageError(f"--by must be 'cell' or 'name'. Got {by!r} instead.")
+    start = parse_as_of(date_from, default_now=False)
+    end = parse_as_of(date_to, default_now=False)
+    with open_ws(workspace) as ws:
+        mig = rfm_migration(
+            ws,
+            start,
+            end,
+            by=by,
+            levels=_levels_of(levels, thresholds),
+            monetary=monetary,
+            thresholds=thresholds,
+            segment_map=segment_map,
+        )
+    if as_json:
+        emit_json(mig.to_dict())
+    else:
+        _print_migration(mig)

@@ -21,9 +21,8 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -33,15 +32,20 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    is_missing,
     json_errors,
     open_ws,
     parse_as_of,
 )
 from segmentum.errors import UsageError
 
-__all__ = ["register", "segment_app", "persona_rules", "ISSUE_RULES"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-segment_app = typer.Typer(
+__all__ = ["app", "persona_rules", "ISSUE_RULES"]
+
+app = typer.Typer(
+    name="segment",
     help="Dynamic segments: preview a rule, save it, refresh memberships, explain.",
     no_args_is_help=True,
 )
@@ -80,8 +84,6 @@ def persona_rules(manifest: dict) -> dict[str, str]:
         label: ISSUE_RULES.get(label, spec["rule"])
         for label, spec in manifest.get("labels", {}).items()
     }
-
-
 
 
 def _engine(ws):
@@ -130,7 +132,7 @@ def _print_error_free_warnings(warnings: list[str]) -> None:
         console.print(f"[yellow]Note:[/] {w}", highlight=False)
 
 
-@segment_app.command("check")
+@app.command("check")
 def check_cmd(rule: RuleOpt = None, file: FileOpt = None, params: ParamOpt = None,
               workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Check a rule against the workspace without running it (errors point at the spot)."""
@@ -145,7 +147,7 @@ def check_cmd(rule: RuleOpt = None, file: FileOpt = None, params: ParamOpt = Non
             console.print(f"[green]OK[/] {to_text(checked.tree)}", highlight=False)
 
 
-@segment_app.command("preview")
+@app.command("preview")
 def preview_cmd(
     rule: RuleOpt = None,
     file: FileOpt = None,
@@ -176,7 +178,7 @@ def preview_cmd(
             typer.echo(p.sql)
 
 
-@segment_app.command("create")
+@app.command("create")
 def create_cmd(
     name: Annotated[str, typer.Argument(help="Segment name.")],
     rule: RuleOpt = None,
@@ -199,7 +201,7 @@ def create_cmd(
             console.print(f'Saved segment [bold]{seg.name}[/]: {seg.rule}', highlight=False)
 
 
-@segment_app.command("list")
+@app.command("list")
 def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Saved segments with their size at the last refresh."""
     with json_errors(as_json), open_ws(workspace) as ws:
@@ -220,7 +222,7 @@ def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         console.print(t)
 
 
-@segment_app.command("show")
+@app.command("show")
 def show_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = None,
              as_json: JsonOpt = False) -> None:
     """A segment's definition, dependencies and last refresh."""
@@ -245,7 +247,7 @@ def show_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = N
             console.print("Not refreshed yet.")
 
 
-@segment_app.command("delete")
+@app.command("delete")
 def delete_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = None,
                as_json: JsonOpt = False) -> None:
     """Delete a segment with its membership history."""
@@ -257,7 +259,7 @@ def delete_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt =
             console.print(f"Deleted segment [bold]{name}[/].", highlight=False)
 
 
-@segment_app.command("members")
+@app.command("members")
 def members_cmd(
     name: Annotated[str, typer.Argument()],
     as_of: Annotated[str | None, typer.Option(
@@ -299,7 +301,7 @@ def members_cmd(
             console.print(_frame_table(shown, None))
 
 
-@segment_app.command("refresh")
+@app.command("refresh")
 def refresh_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Segments (default: all).",
                                                        show_default=False)] = None,
@@ -328,7 +330,7 @@ def refresh_cmd(
         _print_error_free_warnings(sorted({w for r in results for w in r.warnings}))
 
 
-@segment_app.command("history")
+@app.command("history")
 def history_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Size over time: one row per refresh with entries and exits."""
@@ -343,7 +345,7 @@ def history_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt 
         console.print(_frame_table(hist, f"History of {name}"))
 
 
-@segment_app.command("explain")
+@app.command("explain")
 def explain_cmd(
     name: Annotated[str | None, typer.Argument(help="Saved segment.", show_default=False)] = None,
     contact: Annotated[str, typer.Option("--contact", "-c", help="Contact id.")] = ...,
@@ -366,7 +368,7 @@ def explain_cmd(
             typer.echo(e.render())
 
 
-@segment_app.command("evaluate")
+@app.command("evaluate")
 def evaluate_cmd(
     ground_truth: Annotated[Path, typer.Option("--ground-truth", "-g", help="Parquet or CSV "
                                                "with contact_id, label.")],
@@ -379,6 +381,8 @@ def evaluate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Precision and recall of the planted personas' rules against ground truth."""
+    import pandas as pd
+
     with json_errors(as_json), open_ws(workspace) as ws:
         if not ground_truth.exists():
             raise UsageError(f"No file {os.fspath(ground_truth)!r}.")
@@ -409,7 +413,7 @@ def evaluate_cmd(
 
 
 def _num(x: float) -> str:
-    return "-" if pd.isna(x) else f"{x:.3f}"
+    return "-" if is_missing(x) else f"{x:.3f}"
 
 
 def _frame_table(df: pd.DataFrame, title: str | None) -> Table:
@@ -417,10 +421,5 @@ def _frame_table(df: pd.DataFrame, title: str | None) -> Table:
     for col in df.columns:
         t.add_column(str(col))
     for row in df.itertuples(index=False):
-        t.add_row(*["" if pd.isna(v) else str(v) for v in row])
+        t.add_row(*["" if is_missing(v) else str(v) for v in row])
     return t
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `segment` command group to the main app."""
-    app.add_typer(segment_app, name="segment")
