@@ -35,10 +35,19 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from segmentum.clock import to_utc
 from segmentum.errors import CampaignFileError, NotFoundError, UsageError, did_you_mean
@@ -54,6 +63,7 @@ __all__ = [
     "Schedule",
     "load_campaign",
     "loads_campaign",
+    "format_duration",
     "parse_duration",
     "run_id",
 ]
@@ -72,6 +82,20 @@ def parse_duration(value: Any) -> _dt.timedelta:
     if not match or float(match.group(1)) <= 0:
         raise ValueError(f"a duration is a positive number and a unit (w, d, h, m, s), e.g. 7d; got {value!r}")
     return _dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(value: _dt.timedelta) -> str:
+    """A timedelta in the largest unit that divides it: ``7d``, ``36h``, ``90m``, ``45s``."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    _dt.timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")
+]
 
 
 def run_id(at: _dt.datetime) -> str:
@@ -119,12 +143,7 @@ class CapSpec(_Model):
     channel: str = "*"
     tag: str | None = None
     limit: int = Field(ge=1)
-    window: _dt.timedelta
-
-    @field_validator("window", mode="before")
-    @classmethod
-    def _window(cls, v: Any) -> _dt.timedelta:
-        return parse_duration(v)
+    window: Duration
 
 
 class QuietHoursSpec(_Model):
@@ -146,15 +165,10 @@ class Schedule(_Model):
     interval from ``start``, or on a five-field ``cron`` expression (UTC)."""
 
     at: _dt.datetime | None = None
-    every: _dt.timedelta | None = None
+    every: Duration | None = None
     cron: str | None = None
     start: _dt.datetime | None = None
     end: _dt.datetime | None = None
-
-    @field_validator("every", mode="before")
-    @classmethod
-    def _every(cls, v: Any) -> _dt.timedelta | None:
-        return None if v is None else parse_duration(v)
 
     @field_validator("at", "start", "end", mode="after")
     @classmethod
