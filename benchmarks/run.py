@@ -11,6 +11,8 @@ Suites:
              an idiomatic pandas RFM (data already in memory) to Segmentum's in the same run
   segments   the iPhone rule and 20 saved segments refreshed together, against idiomatic
              pandas and PostgreSQL 15 with indexes (members checked equal), as ratios
+  cli        start-up: `segmentum --help` and `segmentum rfm --help`, median of 7 processes
+             (no workspace, no data; --sizes is ignored)
 """
 
 from __future__ import annotations
@@ -212,7 +214,30 @@ def suite_segments(sizes: list[int], work: Path) -> list[Result]:
     return results
 
 
-SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "segments": suite_segments}
+def _startup(args: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MiB) of one process, its output discarded."""
+    t = time.perf_counter()
+    p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"step failed: {' '.join(args)}")
+    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def suite_cli(sizes: list[int], work: Path) -> list[Result]:
+    """Start-up of the command: every command pays it, even --help. The CPU time is shown
+    too, as a shared machine's load stretches the wall time."""
+    results: list[Result] = []
+    for args in (("--help",), ("rfm", "--help")):
+        runs = sorted(_startup(segmentum(*args), work) for _ in range(7))
+        wall, cpu, rss = runs[len(runs) // 2]
+        results.append(Result("cli", f"segmentum {' '.join(args)} (median of 7; CPU {cpu:.2f} s)",
+                              0, None, wall, rss, "< 0.5 s", wall < 0.5))
+    return results
+
+
+SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "segments": suite_segments,
+          "cli": suite_cli}
 
 
 def print_table(results: list[Result]) -> None:
