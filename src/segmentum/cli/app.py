@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 
 from segmentum.cli import (
+    apply,
+    campaign,
     clv,
     cohorts,
     contact,
@@ -57,7 +59,8 @@ def _global(
 
 # in the order of the pipeline: data in, analytics, segments, personas, activation
 for _module in (
-    data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export
+    data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export,
+    campaign, apply,
 ):
     app.add_typer(_module.app)
 

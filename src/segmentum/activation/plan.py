@@ -1,0 +1,306 @@
+"""Planning a send: one decision per audience contact, computed in the warehouse.
+
+:func:`plan_send` takes a campaign (or a trigger's campaign-like spec) and a run time and
+decides, for every contact of the audience, exactly one outcome:
+
+    audience (segment or rule as of the run, or the ids a trigger gives)
+      -> global control removed        "global_control"   (not for transactional sends)
+      -> campaign control drawn        "control"          (the same checks run for them:
+                                                           ``reason`` says what would
+                                                           have stopped the message)
+      -> consent, unsubscribes         "no_consent" / "unsubscribed" / "suppressed"
+      -> an address on the channel     "no_address"
+      -> send time (optimised or a fixed local hour), then quiet hours in the contact's
+         time zone                     "scheduled" / "quiet_hours_deferred"
+      -> rendered                      "render_error" (the field and line in ``reason``)
+      -> frequency caps                "capped" / "capped_deferred"
+
+The first five steps are one query over the whole audience (1M contacts in seconds); the
+rest runs in batches of :data:`BATCH` contacts: send times by zone, rendering with the
+template's contexts read per batch, and the cap ledger's reservations, which are writes
+and so come last, after the messages that will really go out are known. Control contacts
+get the send time they would have had, so both arms' conversion windows start alike.
+
+    >>> plan = plan_send(ws, campaign, as_of="2026-11-01T09:00:00Z")
+    >>> plan.counts()            # {"scheduled": ..., "control": ..., ...}; sums to plan.audience
+    >>> for batch in plan.batches(): DeliveryLog(ws).record_plan(batch)
+"""
+
+from __future__ import annotations
+
+import dataclasses as dc
+import datetime as _dt
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from segmentum.activation.campaigns import Campaign, run_id
+from segmentum.activation.control_groups import ControlGroups, arm_expr
+from segmentum.activation.message import Decision, Origin, OutboundMessage, message_key
+from segmentum.clock import to_utc
+from segmentum.errors import RenderError, UsageError
+
+__all__ = ["BATCH", "Plan", "plan_send", "audience_table"]
+
+BATCH = 50_000
+_BLOCKED = ("no_consent", "unsubscribed", "suppressed", "no_address")
+
+
+def audience_table(ws, campaign: Campaign, at: _dt.datetime, contact_ids=None) -> ir.Table:
+    """The audience's contact ids: the given ids (a list or a table with contact_id), or
+    the campaign's segment or rule evaluated as of ``at``."""
+    if contact_ids is None:
+        from segmentum.segments import SegmentEngine
+
+        return SegmentEngine(ws).members(campaign.audience.rule_text(), at).select("contact_id")
+    if isinstance(contact_ids, ir.Table):
+        return contact_ids.select("contact_id").distinct()
+    ids = list(dict.fromkeys(str(c) for c in contact_ids))
+    return ibis.memtable(pa.table({"contact_id": pa.array(ids, pa.string())}))
+
+
+@dc.dataclass
+class Plan:
+    """The decisions of one send run (see the module doc). ``rows`` holds every audience
+    contact's first-stage outcome; :meth:`batches` finishes the outcomes batch by batch."""
+
+    ws: Any
+    campaign: Campaign
+    origin: Origin
+    run_at: _dt.datetime
+    rows: pa.Table  # contact_id, arm, outcome, reason, to, tz
+    channel: Any
+    epoch: int
+    _final: Counter | None = None
+
+    @property
+    def audience(self) -> int:
+        return self.rows.num_rows
+
+    def first_counts(self) -> Counter:
+        """Outcomes after the warehouse stage (before send times, rendering and caps)."""
+        return Counter(self.rows.column("outcome").to_pylist())
+
+    def counts(self) -> dict[str, int]:
+        """Every outcome and how many contacts have it (runs :meth:`batches` with
+        ``reserve=False`` if they have not been run yet). Sums to :attr:`audience`."""
+        if self._final is None:
+            for _ in self.batches(reserve=False):
+                pass
+        return dict(sorted(self._final.items()))
+
+    def batches(self, *, reserve: bool = True, size: int = BATCH) -> Iterator[list[Decision]]:
+        """The decisions, ``size`` contacts at a time; with ``reserve`` the frequency caps
+        are reserved in the delivery log's ledger (a write), otherwise only checked."""
+        final: Counter = Counter()
+        template = _template(self.ws, self.campaign) if self._sends() else None
+        for start in range(0, self.rows.num_rows, size):
+            chunk = self.rows.slice(start, size).to_pylist()
+            decisions = self._finish(chunk, template, reserve)
+            final.update(d.outcome for d in decisions)
+            yield decisions
+        assert sum(final.values()) == self.audience, "planned = sum of outcomes"
+        self._final = final
+
+    def _sends(self) -> bool:
+        return self.first_counts().get("scheduled", 0) > 0
+
+    def _finish(self, chunk: list[dict], template, reserve: bool) -> list[Decision]:
+        times = _send_times(self.ws, self.campaign, self.channel, self.run_at, chunk)
+        out: dict[str, Decision] = {}
+        todo = []
+        for row, (send_at, moved) in zip(chunk, times, strict=True):
+            cid = row["contact_id"]
+            if row["outcome"] != "scheduled":
+                when = send_at if row["outcome"] == "control" and row["reason"] is None else None
+                out[cid] = Decision(cid, row["outcome"], row["arm"], row["reason"], None, when)
+                continue
+            outcome = "quiet_hours_deferred" if moved else "scheduled"
+            out[cid] = Decision(cid, outcome, row["arm"], None, None, send_at)
+            todo.append(row)
+        if todo:
+            out.update(self._messages(todo, out, template))
+        scheduled = [d for d in out.values() if d.message is not None]
+        if scheduled and not self.campaign.transactional and self.campaign.caps:
+            for d in _caps(self.ws, self.campaign, scheduled, self.run_at, reserve):
+                out[d.contact_id] = d
+        return [out[row["contact_id"]] for row in chunk]
+
+    def _messages(self, rows: list[dict], planned: dict[str, Decision], template) -> dict[str, Decision]:
+        from segmentum.activation.content import contact_context, render_batch
+
+        ids = [r["contact_id"] for r in rows]
+        contexts = contact_context(
+            self.ws, ids, self.run_at, fields=template.fields,
+            recommendations=template.recommendations,
+        )
+        rendered = render_batch(template, contexts)
+        out = {}
+        for r in rows:
+            cid, d = r["contact_id"], planned[r["contact_id"]]
+            got = rendered.get(cid)
+            if not isinstance(got, RenderError) and got is not None:
+                out[cid] = dc.replace(d, message=self._message(r, got, d.send_at))
+                continue
+            reason = str(got) if got is not None else "the contact has no profile to render from"
+            out[cid] = d.with_outcome("render_error", reason, send_at=None)
+        return out
+
+    def _message(self, row: dict, rendered, send_at: _dt.datetime) -> OutboundMessage:
+        c = self.campaign
+        expires = send_at + _dt.timedelta(hours=c.expires_hours) if c.expires_hours else None
+        return OutboundMessage(
+            key=message_key(self.origin, row["contact_id"], c.channel),
+            origin=self.origin,
+            contact_id=row["contact_id"],
+            channel=c.channel,
+            to=row["to"],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            tags=c.effective_tags,
+            send_at=send_at,
+            expires_at=expires,
+            data={"variant": rendered.variant} if rendered.variant else {},
+        )
+
+
+def plan_send(
+    ws,
+    campaign: Campaign,
+    contact_ids=None,
+    as_of: Any = None,
+    run: str | None = None,
+    *,
+    origin: Origin | None = None,
+    channels: dict | None = None,
+) -> Plan:
+    """Plan one run of ``campaign`` (see the module doc).
+
+    The run is the campaign schedule's run due at ``as_of`` (default now), or the run
+    named ``run`` (its time). Triggers pass ``contact_ids`` and an ``origin`` of kind
+    "trigger"; the plan is then made as of ``as_of``.
+    """
+    T = to_utc(as_of)
+    if origin is not None:
+        run_at = T
+    elif run is not None:
+        run_at = to_utc(run)
+    else:
+        run_at = campaign.schedule.run_at(T)
+    origin = origin or Origin("campaign", campaign.name, run_id(run_at))
+    channel = _channel(ws, campaign, channels)
+    epoch = None if campaign.transactional else ControlGroups(ws).current(run_at)
+    audience = audience_table(ws, campaign, run_at, contact_ids)
+    rows = _first_stage(ws, campaign, channel, audience, epoch)
+    return Plan(ws, campaign, origin, run_at, rows, channel, epoch.epoch if epoch else 0)
+
+
+def _channel(ws, campaign: Campaign, channels: dict | None):
+    from segmentum.activation.channels import load_channels
+
+    channels = channels if channels is not None else load_channels(ws)
+    if campaign.channel not in channels:
+        from segmentum.errors import did_you_mean
+
+        names = sorted(channels)
+        raise UsageError(
+            f"Campaign {campaign.name!r} sends on channel {campaign.channel!r}, which is not "
+            f"configured.{did_you_mean(campaign.channel, names)}",
+            hint=f"configured channels: {', '.join(names)}" if names else
+            "configure one in segmentum.yaml (channels:)",
+        )
+    return channels[campaign.channel]
+
+
+def _first_stage(ws, campaign: Campaign, channel, audience: ir.Table, epoch) -> pa.Table:
+    """contact_id, arm, outcome, reason, to, tz for every audience contact, in one query."""
+    from segmentum.activation.consent import ConsentPolicy
+
+    c = ws.warehouse.table("contacts")
+    address = c[channel.address_field].cast("string") if channel.address_field in c.columns else ibis.null("string")
+    tz = c.timezone if "timezone" in c.columns else ibis.null("string")
+    known = c.select(contact_id=c.contact_id, to=address, tz=tz, _known=ibis.literal(True))
+    base = audience.left_join(known, "contact_id").select(audience.contact_id, "to", "tz", "_known")
+    consent = ConsentPolicy(ws).filter(base.select("contact_id"), channel, campaign.transactional)
+    base = base.left_join(consent, "contact_id").select(base, consent.allowed, consent.reason)
+    arm = arm_expr(base.contact_id, epoch, campaign.salt, campaign.control_pct,
+                   transactional=campaign.transactional)
+    no_address = base._known.isnull() | base.to.isnull() | (base.to.strip() == "")
+    blocked = ibis.cases(
+        (base._known.isnull(), "no_address"),
+        (~base.allowed.fill_null(False), base.reason.fill_null("no_consent")),
+        (no_address, "no_address"),
+        else_=ibis.null("string"),
+    )
+    t = base.mutate(arm=arm, blocked=blocked)
+    outcome = ibis.cases(
+        (t.arm == "global_control", "global_control"),
+        (t.arm == "control", "control"),
+        (t.blocked.notnull(), t.blocked),
+        else_="scheduled",
+    )
+    reason = ibis.cases((t.arm == "control", t.blocked), else_=ibis.null("string"))
+    return (
+        t.select("contact_id", "arm", outcome=outcome, reason=reason, to=t.to, tz=t.tz)
+        .order_by("contact_id")
+        .to_pyarrow()
+    )
+
+
+def _template(ws, campaign: Campaign):
+    from segmentum.activation.content import Template, find_template, template_dirs
+
+    if isinstance(campaign.content, str):
+        return find_template(campaign.content, template_dirs(ws, campaign.templates_dir))
+    return Template.from_mapping(campaign.name, campaign.content.model_dump(exclude_none=True))
+
+
+def _send_times(ws, campaign: Campaign, channel, run_at, chunk: Sequence[dict]) -> list[tuple]:
+    """(send time, moved by quiet hours) per row: None for rows that get no message."""
+    from segmentum.activation.send_time import next_send_times
+
+    wanted = [r["outcome"] == "scheduled" or (r["outcome"] == "control" and r["reason"] is None)
+              for r in chunk]
+    ids = [r["contact_id"] for r, w in zip(chunk, wanted, strict=True) if w]
+    tzs = [r["tz"] for r, w in zip(chunk, wanted, strict=True) if w]
+    if campaign.send_time == "optimised" and ids:
+        from segmentum.activation.send_time import best_hours
+
+        best = best_hours(ws, channel.kind, run_at, ids).to_pyarrow().to_pydict()
+        hour = dict(zip(best["contact_id"], best["hour_local"], strict=True))
+        times = next_send_times([hour.get(c) for c in ids], tzs, run_at)
+        times = [t or run_at for t in times]
+    elif campaign.send_time == "fixed":
+        times = next_send_times([campaign.send_hour] * len(ids), tzs, run_at)
+    else:
+        times = [run_at] * len(ids)
+    moved = [False] * len(ids)
+    if campaign.quiet_hours is not None:
+        times, moved = _quiet(campaign, times, tzs)
+    it = iter(zip(times, moved, strict=True))
+    return [next(it) if w else (None, False) for w in wanted]
+
+
+def _quiet(campaign: Campaign, times: list, tzs: list) -> tuple[list, list]:
+    from segmentum.activation.quiet_hours import QuietHours
+
+    q = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end)
+    memo: dict = {}
+    out = []
+    for t, tz in zip(times, tzs, strict=True):
+        if (t, tz) not in memo:
+            memo[(t, tz)] = q.next_allowed(t, tz)
+        out.append(memo[(t, tz)])
+    return out, [a != b for a, b in zip(out, times, strict=True)]
+
+
+def _caps(ws, campaign: Campaign, decisions: list[Decision], at, reserve: bool) -> list[Decision]:
+    from segmentum.activation.caps import CapLedger, CapRule
+
+    rules = [CapRule(r.channel, r.tag, r.limit, r.window) for r in campaign.caps]
+    return CapLedger(ws).reserve(decisions, rules, at)
