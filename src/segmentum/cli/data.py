@@ -86,11 +86,14 @@ def load(
     Every record is either accepted (upserted on its natural key, so a re-load changes
     nothing) or quarantined with a reason; accepted + quarantined = input.
     """
+    from segmentum.cli.trigger import after_load, print_runs
+
     _check_kind(kind)
     with open_ws(workspace) as ws:
         if as_json:
             report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts)
-            emit_json(report.to_dict())
+            runs = after_load(ws, report)
+            emit_json({**report.to_dict(), **({"triggers": [r.to_dict() for r in runs]} if runs else {})})
             return
         with _progress() as progress:
             task = progress.add_task(f"loading {kind}", total=3)
@@ -100,6 +103,7 @@ def load(
 
             report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts, progress=tick)
         print_load_report(report)
+        print_runs(after_load(ws, report))
 
 @app.command()
 def quarantine(

@@ -263,7 +263,7 @@ def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadR
                 "derived": plan.derived,
                 "delimiter": read.delimiter,
             },
-            warnings=_warnings(con, tspec, ok),
+            warnings=read.warnings + _warnings(con, tspec, ok),
         )
         if report.accepted + report.quarantined != report.input:  # the ledger must close
             raise AssertionError(f"load of {src.label} does not reconcile: {report}")

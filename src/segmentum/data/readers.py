@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
+from segmentum.data.encoding import HEAD, locate_undecodable, text_encoding, undecodable_error, utf8_warning
 from segmentum.data.mapping import Mapping
 from segmentum.errors import InputFileError
 
@@ -62,6 +63,7 @@ class ReadResult:
     unreadable: list[Unreadable] = field(default_factory=list)
     delimiter: str | None = None
     json_columns: list[str] = field(default_factory=list)  # columns of JSON text (nested values)
+    warnings: list[str] = field(default_factory=list)  # about the file as a whole
 
     @property
     def records(self) -> int:
@@ -104,7 +106,13 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, stage: str) -> Rea
     try:
         rows = pq.ParquetFile(path).metadata.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputFileError(f"{path}: not a readable Parquet file ({exc}).") from None
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD)
+        hint = "Write it again as Parquet, or give a CSV or JSON Lines file."
+        if head and b"\x00" not in head:
+            first = head.split(b"\n", 1)[0][:80].decode("utf-8", errors="replace")
+            hint = f"It looks like text (first line: \"{first}\"): give it a .csv or .jsonl name."
+        raise InputFileError(f"{path}: not a readable Parquet file ({exc}).", hint=hint, file=str(path)) from None
     # a view cannot take a bound parameter: the path goes in as a properly quoted literal
     literal = sqlglot.exp.Literal.string(str(path.resolve())).sql("duckdb")
     con.execute(
@@ -119,7 +127,10 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, stage: str) -> Rea
 # -- JSON Lines and records in memory -------------------------------------------------------
 def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str) -> ReadResult:
     data = path.read_bytes()
-    text = _decode(data, mapping.encoding, path)
+    if not data:
+        raise InputFileError(f"{path}: the file is empty.")
+    encoding = text_encoding(path, data[:HEAD], mapping.encoding)
+    text = _decode(data, encoding, path)
     lines = text.splitlines()
     table: pa.Table | None = None
     bad: list[Unreadable] = []
@@ -147,7 +158,9 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
     else:
         row_arr = pa.array(range(1, table.num_rows + 1), pa.int64())
     line_arr = pa.array([nonblank[r - 1] + 1 for r in row_arr.to_pylist()], pa.int64())
-    return _stage_arrow(con, "jsonl", table, row_arr, line_arr, mapping, stage, bad)
+    read = _stage_arrow(con, "jsonl", table, row_arr, line_arr, mapping, stage, bad)
+    read.warnings = [w for w in [utf8_warning(path, data[:HEAD], encoding)] if w]
+    return read
 
 
 def records_to_stage(
@@ -240,22 +253,25 @@ def _nested_to_json(table: pa.Table) -> tuple[pa.Table, list[str]]:
 def _decode(data: bytes, encoding: str, path: Path) -> str:
     try:
         text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise InputFileError(
-            f"{path}: cannot decode as {encoding} ({exc}). Set `encoding:` in a mapping "
-            "(e.g. cp1251, latin-1)."
-        ) from None
+    except UnicodeDecodeError as exc:
+        raise undecodable_error(path, encoding, exc.start, data) from None
     return text.lstrip("\ufeff")
 
 
-def _head_lines(path: Path, mapping: Mapping, n: int) -> list[str]:
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    try:
-        text = codecs.getincrementaldecoder(mapping.encoding)(errors="replace").decode(head)
-    except LookupError:
-        raise InputFileError(f"Unknown encoding {mapping.encoding!r} in the mapping.") from None
+def _head_lines(head: bytes, mapping: Mapping, n: int) -> list[str]:
+    text = codecs.getincrementaldecoder(mapping.encoding)(errors="replace").decode(head)
     return text.lstrip("\ufeff").splitlines()[: n + mapping.skip_rows][mapping.skip_rows :]
+
+
+def _text_mapping(path: Path, mapping: Mapping) -> tuple[Mapping, bytes]:
+    """The mapping with the encoding the file is read in (see :func:`text_encoding`), and
+    the file's first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD)
+    encoding = text_encoding(path, head, mapping.encoding)
+    if encoding != mapping.encoding:
+        mapping = mapping.model_copy(update={"encoding": encoding})
+    return mapping, head
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -291,7 +307,8 @@ def _dedupe(names: list[str]) -> list[str]:
 def _read_delimited(
     con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str
 ) -> ReadResult:
-    head = _head_lines(path, mapping, 1)
+    mapping, head_bytes = _text_mapping(path, mapping)
+    head = _head_lines(head_bytes, mapping, 1)
     if not head:
         raise InputFileError(f"{path}: the file is empty.")
     delimiter = mapping.delimiter or _sniff_delimiter(head[0])
@@ -312,6 +329,8 @@ def _read_delimited(
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _csv_src")
     except duckdb.Error as exc:
+        if scan.error is not None:  # the reader's own error, wrapped by DuckDB's scan
+            raise scan.error from None
         cause = exc.__cause__ or exc
         raise InputFileError(
             f"{path}: cannot read as delimited text with delimiter {delimiter!r} and encoding "
@@ -323,7 +342,8 @@ def _read_delimited(
     if scan.ragged or scan.multiline:
         bad = _fix_positions(con, stage, scan)
     staged = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    return ReadResult("csv", names, staged, bad, delimiter)
+    warnings = [w for w in [utf8_warning(path, head_bytes, mapping.encoding)] if w]
+    return ReadResult("csv", names, staged, bad, delimiter, warnings=warnings)
 
 
 class _Scan:
@@ -342,6 +362,34 @@ class _Scan:
         self.multiline = False
         self.count = 0
         self.nulls = pa.array(mapping.null_values, pa.string())
+        self.error: InputFileError | None = None  # what stopped the scan, for the consumer
+
+    def _failed(self, exc: Exception) -> InputFileError:
+        """The error a person can act on for a failure of Arrow's reader: the first byte the
+        encoding cannot read, located in the file, or the reader's own message."""
+        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(exc) or "decode" in str(exc):
+            offset = locate_undecodable(self.path, self.mapping.encoding)
+            if offset is not None:
+                self.error = undecodable_error(self.path, self.mapping.encoding, offset)
+                return self.error
+        self.error = InputFileError(
+            f"{self.path}: cannot read as delimited text with delimiter {self.delimiter!r} "
+            f"and encoding {self.mapping.encoding} ({exc}). Set `delimiter:` / `encoding:` in a mapping.",
+            file=str(self.path),
+        )
+        return self.error
+
+    def _batches(self, reader):
+        """The reader's batches, its failures turned into :meth:`_failed`'s errors."""
+        it = iter(reader)
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise self._failed(exc) from None
+            yield batch
 
     def _number(self, batch_cols: list[pa.Array], n: int) -> pa.RecordBatch:
         batch_cols = [clean_text(c, self.nulls) for c in batch_cols]
@@ -376,14 +424,11 @@ class _Scan:
                     strings_can_be_null=False, quoted_strings_can_be_null=False,
                 ),
             )
-        except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:
-            raise InputFileError(
-                f"{self.path}: cannot read as delimited text with delimiter {self.delimiter!r} "
-                f"and encoding {self.mapping.encoding} ({exc}). Set `delimiter:` / `encoding:` in a mapping."
-            ) from None
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise self._failed(exc) from None
         count_lines = _newline_byte(self.mapping.encoding)
         records = 0
-        for batch in reader:
+        for batch in self._batches(reader):
             cols = [batch.column(i) for i in range(batch.num_columns)]
             if not count_lines and not self.multiline:
                 self.multiline = any(pc.any(pc.match_substring(c, "\n")).as_py() for c in cols)
@@ -396,15 +441,18 @@ class _Scan:
 
     def whitespace_batches(self):
         """Whitespace-separated files (e.g. CDNOW's log): each line split in one vectorised pass."""
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(
-                column_names=["line"], skip_rows=self.skip,
-                encoding=self.mapping.encoding, block_size=1 << 24,
-            ),
-            parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
-        )
+        try:
+            reader = self._batches(pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(
+                    column_names=["line"], skip_rows=self.skip,
+                    encoding=self.mapping.encoding, block_size=1 << 24,
+                ),
+                parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
+            ))
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise self._failed(exc) from None
         line_offset = self.first_data_line
         rec = 0
         width_expected = len(self.names)
