@@ -478,7 +478,7 @@ def _render_part(template, variant, part, compiled, context, contact_id) -> str:
             file=src.file,
             file_line=src.first_line + line - 1 if line else None,
             field=field,
-            hint=f'fill {field} for this contact, or give it a default: '
+            hint=f'Fill {field} for this contact, or give it a default: '
             f'{{{{ {field} | default("...") }}}}, or guard it: {{% if {field} is defined %}}',
         ) from None
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:

@@ -28,6 +28,8 @@ from segmentum.cli import (
     report,
     rfm,
     segment,
+    template,
+    trigger,
 )
 from segmentum.cli.common import WORKSPACE_HELP, err_console
 from segmentum.errors import SegmentumError
@@ -60,7 +62,7 @@ def _global(
 # in the order of the pipeline: data in, analytics, segments, personas, activation
 for _module in (
     data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export,
-    campaign, apply,
+    campaign, apply, trigger, template,
 ):
     app.add_typer(_module.app)
 

@@ -314,8 +314,12 @@ def refresh_cmd(
         started = time.perf_counter()
         results = _engine(ws).refresh(names or None, parse_as_of(as_of))
         seconds = time.perf_counter() - started
+        from segmentum.cli.trigger import after_refresh, print_runs
+
+        runs = after_refresh(ws, results)
         if as_json:
-            emit_json({"refreshed": [r.to_dict() for r in results], "seconds": round(seconds, 3)})
+            emit_json({"refreshed": [r.to_dict() for r in results], "seconds": round(seconds, 3),
+                       "triggers": [r.to_dict() for r in runs]})
             return
         if not results:
             console.print("No segments to refresh.")
@@ -328,6 +332,7 @@ def refresh_cmd(
             t.add_row(r.segment, f"{r.size:,}", f"{r.entered:,}", f"{r.exited:,}", r.skipped or "")
         console.print(t)
         _print_error_free_warnings(sorted({w for r in results for w in r.warnings}))
+        print_runs(runs)
 
 
 @app.command("history")
