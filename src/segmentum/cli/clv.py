@@ -1,14 +1,18 @@
 """`segmentum clv ...`: fit the CLV models and score contacts; validate on a holdout.
 
-    segmentum clv fit [--as-of DATE] [--horizon-days N] [--json]
-    segmentum clv holdout --calibration-start D --calibration-end D --holdout-end D [--json]
+    segmentum clv fit [--as-of DATE] [--horizon-days N] [--model bgnbd|mbgnbd] [--json]
+    segmentum clv holdout --calibration-start D --calibration-end D --holdout-end D
+                          [--model bgnbd|mbgnbd] [--json]
 
 ``fit`` writes the workspace tables ``clv`` (one row per contact who bought) and
-``clv_models`` (fitted parameters), which segment rules and the contact card read.
+``clv_models`` (fitted parameters), which segment rules and the contact card read; its
+summary shows one-time and repeat buyers apart. ``holdout`` headlines the error on the
+holdout period and says how the tracking curve's cumulative figure differs from it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -28,9 +32,28 @@ __all__ = ["app"]
 
 app = typer.Typer(
     name="clv",
-    help="Customer lifetime value and churn: BG/NBD + Gamma-Gamma.",
+    help="Customer lifetime value and churn: BG/NBD or MBG/NBD + Gamma-Gamma.",
     no_args_is_help=True,
 )
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Repeat-purchase model: bgnbd, or mbgnbd (one-time buyers get a P(alive) "
+        "below 1). Default: bgnbd.",
+        show_default=False,
+    ),
+]
+
+
+def _model_kwargs(model: str | None) -> dict:
+    return {} if model is None else {"model": model}
+
+
+def _working(message: str, as_json: bool):
+    """A spinner while the models fit; nothing with --json (stdout is one JSON object)."""
+    return contextlib.nullcontext() if as_json else console.status(message)
 
 
 def _params_table(title: str, models: dict) -> Table:
@@ -55,39 +78,56 @@ def fit_cmd(
             "--horizon-days", min=1, help="Forecast window for expected purchases and value."
         ),
     ] = 365,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit BG/NBD and Gamma-Gamma on completed orders before --as-of and score every buyer."""
+    """Fit BG/NBD (or MBG/NBD) and Gamma-Gamma on completed orders before --as-of and score
+    every buyer."""
     from segmentum.analytics.clv import CLV_MODELS_TABLE, CLV_TABLE, compute_clv
 
     when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
-        if as_json:
-            result = compute_clv(ws, as_of=when, horizon_days=horizon_days)
-        else:
-            with console.status("Summarising orders and fitting the CLV models..."):
-                result = compute_clv(ws, as_of=when, horizon_days=horizon_days)
+        with _working("Summarising orders and fitting the CLV models...", as_json):
+            result = compute_clv(
+                ws, as_of=when, horizon_days=horizon_days, **_model_kwargs(model)
+            )
     info = result.overview()
     if as_json:
         emit_json({**info, "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
         return
     title = f"CLV models as of {result.as_of:%Y-%m-%d %H:%M} UTC"
     console.print(_params_table(title, info["models"]))
-    s = result.scores
-    table = Table(title=f"Scores over the next {horizon_days} days", title_justify="left")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("contacts scored", f"{info['contacts']:,}")
-    table.add_row("repeat buyers", f"{info['repeat_buyers']:,}")
-    table.add_row("mean P(alive)", f"{info['mean_p_alive']:.3f}")
-    table.add_row("P(alive) < 0.5", f"{int((s['p_alive'] < 0.5).sum()):,}")
-    table.add_row("expected purchases", f"{info['expected_purchases']:,.1f}")
-    table.add_row("expected value", f"{info['expected_value']:,.2f}")
-    console.print(table)
+    console.print(_scores_table(info, horizon_days))
+    for note in info["notes"]:
+        console.print(note, style="dim")
     console.print(
         f"Wrote table [bold]{CLV_TABLE}[/] ({info['contacts']:,} rows) "
         f"and [bold]{CLV_MODELS_TABLE}[/]."
     )
+
+
+def _scores_table(info: dict, horizon_days: int) -> Table:
+    """All buyers, then one-time and repeat buyers apart (their P(alive) mean different things)."""
+    groups = {r["group"]: r for r in info["by_buyer_type"].to_dict(orient="records")}
+    one, rep = groups["one-time buyers"], groups["repeat buyers"]
+    table = Table(title=f"Scores over the next {horizon_days} days", title_justify="left")
+    for col, just in (("", "left"), ("all buyers", "right"), ("one-time", "right"),
+                      ("repeat", "right")):
+        table.add_column(col, justify=just)
+
+    def mean(row):
+        return "-" if not row["contacts"] else f"{row['mean_p_alive']:.3f}"
+
+    table.add_row("contacts", f"{info['contacts']:,}", f"{one['contacts']:,}",
+                  f"{rep['contacts']:,}")
+    table.add_row("mean P(alive)", f"{info['mean_p_alive']:.3f}", mean(one), mean(rep))
+    table.add_row("P(alive) < 0.5", f"{one['p_alive_below_half'] + rep['p_alive_below_half']:,}",
+                  f"{one['p_alive_below_half']:,}", f"{rep['p_alive_below_half']:,}")
+    table.add_row("expected purchases", f"{info['expected_purchases']:,.1f}",
+                  f"{one['expected_purchases']:,.1f}", f"{rep['expected_purchases']:,.1f}")
+    table.add_row("expected value", f"{info['expected_value']:,.2f}",
+                  f"{one['expected_value']:,.2f}", f"{rep['expected_value']:,.2f}")
+    return table
 
 
 @app.command("holdout")
@@ -106,6 +146,7 @@ def holdout_cmd(
         str, typer.Option("--holdout-end", help="End of the holdout period (exclusive).")
     ],
     workspace: WorkspaceOpt = None,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit on a calibration period; compare predicted and actual repeat purchases after it."""
@@ -115,33 +156,30 @@ def holdout_cmd(
     cal = parse_as_of(calibration_end)
     end = parse_as_of(holdout_end)
     with open_ws(workspace) as ws:
-        if as_json:
-            report = calibration_holdout(ws.table("orders"), start, cal, end)
-        else:
-            with console.status("Fitting on the calibration period..."):
-                report = calibration_holdout(ws.table("orders"), start, cal, end)
+        with _working("Fitting on the calibration period...", as_json):
+            report = calibration_holdout(
+                ws.table("orders"), start, cal, end, **_model_kwargs(model)
+            )
     if as_json:
         emit_json(report.to_dict())
         return
     m = report.model
     console.print(
         _params_table(
-            f"BG/NBD on {start:%Y-%m-%d} .. {cal:%Y-%m-%d}",
-            {"bgnbd": {"params": m.params_, "log_likelihood": m.log_likelihood_, "n": int(m.n_)}},
+            f"{m.label} fitted on {start:%Y-%m-%d} .. {cal:%Y-%m-%d} (calibration)",
+            {m.key: {"params": m.params_, "log_likelihood": m.log_likelihood_, "n": int(m.n_)}},
         )
     )
+    console.print(f"[bold]{report.headline()}[/]")
     o = report.overall.iloc[0]
-    table = Table(
-        title=f"Repeat purchases in the holdout {cal:%Y-%m-%d} .. {end:%Y-%m-%d}",
-        title_justify="left",
-    )
-    for col in ("contacts", "actual", "predicted", "error"):
+    table = Table(title="Holdout error (holdout period only)", title_justify="left")
+    for col in ("buyers", "actual", "predicted", "holdout error"):
         table.add_column(col, justify="right")
     table.add_row(
         f"{int(o['contacts']):,}",
         f"{o['actual']:,.0f}",
         f"{o['predicted']:,.1f}",
-        f"{o['error']:+.1%}",
+        f"{report.holdout_error:+.1%}",
     )
     console.print(table)
 
@@ -157,10 +195,24 @@ def holdout_cmd(
         )
     console.print(table)
 
+    table = Table(title="Who buys again in the holdout (P(any purchase), from P(alive))",
+                  title_justify="left")
+    table.add_column("buyers")
+    for col in ("contacts", "predicted share", "actual share", "Brier score"):
+        table.add_column(col, justify="right")
+    for row in report.activity.itertuples():
+        table.add_row(row.group, f"{row.contacts:,}", f"{row.predicted_share:.1%}",
+                      f"{row.actual_share:.1%}", f"{row.brier:.4f}")
+    console.print(table)
+
     tr = report.tracking
     step = max(1, len(tr) // 13)
     shown = sorted(set(range(step - 1, len(tr), step)) | {len(tr) - 1})
-    table = Table(title="Cumulative repeat purchases (tracking)", title_justify="left")
+    table = Table(
+        title="Tracking: cumulative repeat purchases from the calibration start (unconditional "
+        "forecast)",
+        title_justify="left",
+    )
     for col in ("week", "ends", "actual", "predicted", "period"):
         table.add_column(col, justify="right")
     for i in shown:
@@ -173,7 +225,4 @@ def holdout_cmd(
             "holdout" if r["holdout"] else "calibration",
         )
     console.print(table)
-    console.print(
-        f"Cumulative repeat purchases at the end of the holdout: predicted "
-        f"{report.tracking_error:+.1%} vs. actual."
-    )
+    console.print(report.cumulative_note(), style="dim")

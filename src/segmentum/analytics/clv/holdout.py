@@ -1,15 +1,23 @@
-"""Calibration / holdout validation of the BG/NBD: predicted vs. actual repeat purchases.
+"""Calibration / holdout validation of a repeat-purchase model (BG/NBD or MBG/NBD).
 
 The papers' check (Fader, Hardie & Lee 2005, section 4): fit on a calibration period, then
 compare with what happened in the holdout period that follows -
 
-* ``overall``: total repeat transactions in the holdout, actual vs. the sum of the
-  conditional expectations E[Y(holdout) | x, t_x, T] (the paper's Figure 4 summed);
+* ``overall`` (the headline, :attr:`HoldoutReport.holdout_error`): repeat transactions *in
+  the holdout period only*, actual vs. the sum of the conditional expectations
+  E[Y(holdout) | x, t_x, T], each given the contact's own calibration history (the paper's
+  Figure 4 summed);
 * ``by_frequency``: the same, averaged per contact and grouped by calibration frequency
   0, 1, ..., 7+ (the paper's Figure 4);
-* ``tracking``: cumulative repeat transactions week by week across both periods, actual
-  vs. the unconditional forecast sum_i E[X(t - s_i)] where s_i is contact i's first
-  purchase (the paper's Figure 3; a chart is drawn from this frame).
+* ``activity``: who buys at all in the holdout, predicted (P(any purchase), which rests on
+  P(alive)) vs. actual, for one-time buyers, repeat buyers and everyone, with the Brier
+  score (mean squared error of those probabilities; lower is better);
+* ``tracking``: cumulative repeat transactions week by week *from the start of the
+  calibration period to the end of the holdout*, actual vs. the unconditional forecast
+  sum_i E[X(t - s_i)] where s_i is contact i's first purchase (the paper's Figure 3; a
+  chart is drawn from this frame). Its last row gives :attr:`HoldoutReport.cumulative_error`,
+  a different figure from the headline: it counts the calibration period's purchases too
+  and does not use the contacts' histories.
 
 The cohort is the contacts whose first purchase lies in [calibration_start, calibration_end)
 (``calibration_start=None``: every contact who bought before calibration_end). Everything
@@ -30,6 +38,7 @@ import pandas as pd
 from segmentum.data.schema import is_purchase
 from segmentum.analytics.clv._common import compress
 from segmentum.analytics.clv.bgnbd import BGNBD
+from segmentum.analytics.clv.purchase_models import DEFAULT_MODEL, purchase_model
 from segmentum.analytics.clv.summary import (
     EPOCH,
     SECONDS_PER_DAY,
@@ -45,9 +54,17 @@ from segmentum.errors import UsageError, WorkspaceError
 __all__ = ["HoldoutReport", "calibration_holdout"]
 
 
+def _error(predicted: float, actual: float) -> float:
+    return (predicted - actual) / actual if actual else math.nan
+
+
+def _signed(error: float) -> str:
+    return "no actual purchases to compare with" if math.isnan(error) else f"{error:+.1%}"
+
+
 @dataclass
 class HoldoutReport:
-    """The result of :func:`calibration_holdout`: three DataFrames and the fitted model."""
+    """The result of :func:`calibration_holdout`: four DataFrames and the fitted model."""
 
     calibration_start: pd.Timestamp | None
     calibration_end: pd.Timestamp
@@ -57,34 +74,78 @@ class HoldoutReport:
     overall: pd.DataFrame = field(repr=False)
     by_frequency: pd.DataFrame = field(repr=False)
     tracking: pd.DataFrame = field(repr=False)
+    activity: pd.DataFrame = field(repr=False)
 
     @property
-    def error(self) -> float:
-        """(predicted - actual) / actual repeat transactions in the holdout."""
-        row = self.overall.iloc[0]
-        return float(row["error"])
+    def holdout_error(self) -> float:
+        """The headline: (predicted - actual) / actual repeat transactions in the holdout
+        period, predicted from each contact's calibration history."""
+        return float(self.overall.iloc[0]["error"])
 
     @property
-    def tracking_error(self) -> float:
-        """(predicted - actual) / actual cumulative repeat transactions at the holdout's end."""
+    def cumulative_error(self) -> float:
+        """(predicted - actual) / actual cumulative repeat transactions from the start of the
+        calibration period to the end of the holdout, by the unconditional forecast."""
         last = self.tracking.iloc[-1]
-        actual = float(last["actual_cumulative"])
-        return (float(last["predicted_cumulative"]) - actual) / actual if actual else math.nan
+        return _error(float(last["predicted_cumulative"]), float(last["actual_cumulative"]))
+
+    def headline(self) -> str:
+        """The holdout error in one plain sentence (the figure to quote)."""
+        o = self.overall.iloc[0]
+        return (
+            f"Holdout {self.calibration_end:%Y-%m-%d} .. {_last_day(self.holdout_end):%Y-%m-%d}: "
+            f"{int(o['contacts']):,} buyers made {o['actual']:,.0f} repeat purchases; from each "
+            f"buyer's calibration history the {self.model.label} predicted "
+            f"{o['predicted']:,.0f} ({_signed(self.holdout_error)})."
+        )
+
+    def cumulative_note(self) -> str:
+        """What the tracking curve's end says, and why it differs from the headline."""
+        last = self.tracking.iloc[-1]
+        return (
+            "Tracking, from the start of the calibration period to the end of the holdout: "
+            f"{last['actual_cumulative']:,.0f} repeat purchases, the unconditional forecast "
+            f"(from each buyer's first purchase, not their history) "
+            f"{last['predicted_cumulative']:,.0f} ({_signed(self.cumulative_error)}). "
+            "It counts the calibration period's purchases too, so it is not the holdout error."
+        )
 
     def to_dict(self) -> dict[str, Any]:
+        o = self.overall.iloc[0]
+        last = self.tracking.iloc[-1]
         return {
             "calibration_start": self.calibration_start,
             "calibration_end": self.calibration_end,
             "holdout_end": self.holdout_end,
             "unit_days": self.unit_days,
             "model": {
+                "name": self.model.key,
                 "params": self.model.params_,
                 "log_likelihood": self.model.log_likelihood_,
                 "n": int(self.model.n_),
             },
+            "headline": self.headline(),
+            "holdout_error": {
+                "what": "repeat purchases in the holdout period only, predicted from each "
+                "contact's calibration history",
+                "from": self.calibration_end,
+                "to": self.holdout_end,
+                "actual": o["actual"],
+                "predicted": o["predicted"],
+                "error": self.holdout_error,
+            },
+            "cumulative_error": {
+                "what": "cumulative repeat purchases from the start of the calibration period "
+                "to the end of the holdout, unconditional forecast (the tracking curve)",
+                "to": self.holdout_end,
+                "actual": last["actual_cumulative"],
+                "predicted": last["predicted_cumulative"],
+                "error": self.cumulative_error,
+                "note": self.cumulative_note(),
+            },
             "overall": self.overall,
-            "tracking_error": self.tracking_error,
             "by_frequency": self.by_frequency,
+            "activity": self.activity,
             "tracking": self.tracking,
         }
 
@@ -99,8 +160,11 @@ def calibration_holdout(
     max_frequency: int = 7,
     same_day_as_one: bool = True,
     penalizer: float = 0.0,
+    model: str = DEFAULT_MODEL,
 ) -> HoldoutReport:
-    """Fit BG/NBD on [calibration_start, calibration_end), check it on [.., holdout_end)."""
+    """Fit a model (``bgnbd`` / ``mbgnbd``) on [calibration_start, calibration_end), check it
+    on [calibration_end, holdout_end)."""
+    fitted = purchase_model(model, penalizer)
     start = (
         None
         if calibration_start is None
@@ -141,13 +205,16 @@ def calibration_holdout(
     if not (x > 0).any():
         raise WorkspaceError(
             f"None of the {len(df)} contacts in the calibration period made a repeat purchase, "
-            "so the BG/NBD cannot be fitted; choose a longer calibration period."
+            f"so the {fitted.label} cannot be fitted; choose a longer calibration period."
         )
-    model = BGNBD(penalizer=penalizer).fit(x, t_x, T)
+    fitted.fit(x, t_x, T)
     duration = float(df["duration_holdout"].iloc[0])
     (ux, utx, uT), _, inverse = compress([x, t_x, T], np.ones(x.size))
     predicted = np.atleast_1d(
-        model.conditional_expected_number_of_purchases_up_to_time(duration, ux, utx, uT)
+        fitted.conditional_expected_number_of_purchases_up_to_time(duration, ux, utx, uT)
+    )[inverse]
+    buys = np.atleast_1d(
+        fitted.conditional_probability_of_purchase(duration, ux, utx, uT)
     )[inverse]
     actual = df["frequency_holdout"].to_numpy(dtype=float)
 
@@ -159,9 +226,7 @@ def calibration_holdout(
                 "calibration_repeat_transactions": float(x.sum()),
                 "actual": float(actual.sum()),
                 "predicted": float(predicted.sum()),
-                "error": float((predicted.sum() - actual.sum()) / actual.sum())
-                if actual.sum()
-                else math.nan,
+                "error": _error(float(predicted.sum()), float(actual.sum())),
             }
         ]
     )
@@ -187,8 +252,33 @@ def calibration_holdout(
         }
     )
 
-    tracking = _tracking(orders, df, model, start, cal, end, unit_days, same_day_as_one)
-    return HoldoutReport(start, cal, end, float(unit_days), model, overall, by_frequency, tracking)
+    tracking = _tracking(orders, df, fitted, start, cal, end, unit_days, same_day_as_one)
+    activity = _activity(x, buys, actual > 0)
+    return HoldoutReport(
+        start, cal, end, float(unit_days), fitted, overall, by_frequency, tracking, activity
+    )
+
+
+def _activity(x: np.ndarray, predicted: np.ndarray, bought: np.ndarray) -> pd.DataFrame:
+    """Who buys in the holdout: predicted vs. actual share, and the Brier score, per group."""
+    rows = []
+    for group, mask in (
+        ("one-time buyers", x == 0),
+        ("repeat buyers", x > 0),
+        ("all", np.ones(x.size, dtype=bool)),
+    ):
+        n = int(mask.sum())
+        p, y = predicted[mask], bought[mask].astype(float)
+        rows.append(
+            {
+                "group": group,
+                "contacts": n,
+                "predicted_share": float(p.mean()) if n else math.nan,
+                "actual_share": float(y.mean()) if n else math.nan,
+                "brier": float(np.mean((p - y) ** 2)) if n else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _tracking(

@@ -1,7 +1,8 @@
 """CLV scores per contact, stored in the workspace for segments, the contact card and the UI.
 
 :func:`compute_clv` summarises the workspace's completed orders as of a date (in the
-warehouse), fits BG/NBD and Gamma-Gamma on that summary, and writes two tables:
+warehouse), fits a repeat-purchase model (BG/NBD, or MBG/NBD with ``model="mbgnbd"``) and
+the Gamma-Gamma on that summary, and writes two tables:
 
 ``clv`` (replaced on every run; one row per contact with a completed order before as_of)
     contact_id, as_of, frequency, recency, T (weeks), monetary_value (mean repeat order day
@@ -9,14 +10,16 @@ warehouse), fits BG/NBD and Gamma-Gamma on that summary, and writes two tables:
     next ``horizon_days``, horizon_days.
     Contacts with no completed order before as_of are **absent** (a join from contacts gives
     NULL): the models say nothing about people who never bought. Contacts with a single
-    purchase day (frequency 0) have p_alive = 1 by the BG/NBD's definition (nobody can drop
-    out before a repeat purchase) and the population's mean spend as expected spend.
+    purchase day (frequency 0) get the population's mean spend as expected spend, and under
+    the BG/NBD p_alive = 1 by its definition (nobody drops out before a repeat purchase);
+    the MBG/NBD lets them drop out at the first purchase, so their p_alive falls with time.
 
 ``clv_models`` (one row per model and as_of; a rerun for the same as_of replaces its rows)
-    as_of, model ("bgnbd" / "gamma_gamma"), params (JSON), log_likelihood, n, fitted_at.
+    as_of, model ("bgnbd" or "mbgnbd", and "gamma_gamma"), params (JSON), log_likelihood,
+    n, fitted_at.
 
     >>> result = compute_clv(ws, as_of="2024-06-30", horizon_days=365)
-    >>> result.bgnbd.params_, result.scores.head()
+    >>> result.purchases.params_, result.scores.head()
 """
 
 from __future__ import annotations
@@ -32,10 +35,18 @@ import pandas as pd
 from segmentum.analytics.clv._common import compress
 from segmentum.analytics.clv.bgnbd import BGNBD
 from segmentum.analytics.clv.gamma_gamma import GammaGamma, discounted_expected_purchases
+from segmentum.analytics.clv.purchase_models import DEFAULT_MODEL, purchase_model
 from segmentum.analytics.clv.summary import summary_from_orders, to_utc_timestamp
 from segmentum.errors import UsageError, WorkspaceError
 
-__all__ = ["ClvResult", "compute_clv", "CLV_TABLE", "CLV_MODELS_TABLE", "CLV_MODELS_SCHEMA"]
+__all__ = [
+    "ClvResult",
+    "by_buyer_type",
+    "compute_clv",
+    "CLV_TABLE",
+    "CLV_MODELS_TABLE",
+    "CLV_MODELS_SCHEMA",
+]
 
 CLV_TABLE = "clv"
 CLV_MODELS_TABLE = "clv_models"
@@ -56,26 +67,31 @@ class ClvResult:
     as_of: pd.Timestamp
     horizon_days: float
     unit_days: float
-    bgnbd: BGNBD
+    purchases: BGNBD  # the repeat-purchase model: a BGNBD or an MBGNBD
     gamma_gamma: GammaGamma
     scores: pd.DataFrame = field(repr=False)
 
     def overview(self) -> dict[str, Any]:
-        """Headline numbers: contacts, repeat buyers, totals over the horizon, both models."""
+        """Headline numbers: contacts, repeat and one-time buyers apart, totals over the
+        horizon, both models."""
         s = self.scores
+        m = self.purchases
         return {
             "as_of": self.as_of,
             "horizon_days": self.horizon_days,
+            "model": m.key,
             "contacts": int(len(s)),
             "repeat_buyers": int((s["frequency"] > 0).sum()),
             "mean_p_alive": float(s["p_alive"].mean()),
             "expected_purchases": float(s["expected_purchases"].sum()),
             "expected_value": float(s["expected_value"].sum()),
+            "by_buyer_type": by_buyer_type(s),
+            "notes": self.notes(),
             "models": {
-                "bgnbd": {
-                    "params": self.bgnbd.params_,
-                    "log_likelihood": self.bgnbd.log_likelihood_,
-                    "n": int(self.bgnbd.n_),
+                m.key: {
+                    "params": m.params_,
+                    "log_likelihood": m.log_likelihood_,
+                    "n": int(m.n_),
                 },
                 "gamma_gamma": {
                     "params": self.gamma_gamma.params_,
@@ -84,6 +100,48 @@ class ClvResult:
                 },
             },
         }
+
+
+    def notes(self) -> list[str]:
+        """Plain sentences on how to read P(alive) for the one-time buyers."""
+        one_time = int((self.scores["frequency"] == 0).sum())
+        if not one_time:
+            return []
+        if self.purchases.start_dropout == 0:
+            return [
+                f"The {one_time:,} one-time buyers all have P(alive) = 1: the BG/NBD lets a "
+                "contact drop out only after a repeat purchase, so for them P(alive) says "
+                "nothing (their expected purchases still fall with the time since they "
+                'bought). The MBG/NBD (model "mbgnbd") gives them a P(alive) that falls '
+                "with time too."
+            ]
+        return [
+            f"The {one_time:,} one-time buyers' P(alive) comes from the MBG/NBD's chance of "
+            "dropping out right after the first purchase: it falls with the time since then."
+        ]
+
+
+def by_buyer_type(scores: pd.DataFrame) -> pd.DataFrame:
+    """One-time buyers (frequency 0) and repeat buyers apart: contacts, mean P(alive), how
+    many have P(alive) < 0.5, expected purchases and value. Under the BG/NBD every one-time
+    buyer has P(alive) = 1, which says nothing about them: this keeps that 1 out of the
+    repeat buyers' figures."""
+    rows = []
+    for group, part in (
+        ("one-time buyers", scores[scores["frequency"] == 0]),
+        ("repeat buyers", scores[scores["frequency"] > 0]),
+    ):
+        rows.append(
+            {
+                "group": group,
+                "contacts": int(len(part)),
+                "mean_p_alive": float(part["p_alive"].mean()) if len(part) else float("nan"),
+                "p_alive_below_half": int((part["p_alive"] < 0.5).sum()),
+                "expected_purchases": float(part["expected_purchases"].sum()),
+                "expected_value": float(part["expected_value"].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def compute_clv(
@@ -95,8 +153,10 @@ def compute_clv(
     annual_discount_rate: float = 0.0,
     penalizer: float = 0.0,
     write: bool = True,
+    model: str = DEFAULT_MODEL,
 ) -> ClvResult:
-    """Fit BG/NBD + Gamma-Gamma on orders before ``as_of`` and write ``clv`` / ``clv_models``.
+    """Fit a repeat-purchase model (``model``: "bgnbd" or "mbgnbd") + Gamma-Gamma on orders
+    before ``as_of`` and write ``clv`` / ``clv_models``.
 
     ``as_of`` defaults to now (UTC). ``horizon_days`` is the forecast window for
     expected_purchases and expected_value; ``annual_discount_rate`` discounts
@@ -112,6 +172,7 @@ def compute_clv(
             "annual_discount_rate must be 0 or more (0.1 = 10% a year). "
             f"Got {annual_discount_rate!r} instead."
         )
+    fitted = purchase_model(model, penalizer)
     as_of_ts = (
         pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else to_utc_timestamp(as_of, "as_of")
     )
@@ -138,7 +199,7 @@ def compute_clv(
             "The spend model needs at least 2 repeat buyers with a positive order value; "
             f"this workspace has {int(spenders.sum())} before {as_of_ts:%Y-%m-%d}."
         )
-    bg = BGNBD(penalizer=penalizer).fit(x, t_x, T)
+    bg = fitted.fit(x, t_x, T)
     gg = GammaGamma(penalizer=penalizer).fit(x[spenders], m[spenders])
 
     horizon = horizon_days / unit_days
@@ -194,7 +255,10 @@ def _write(ws, result: ClvResult) -> None:
                 "n": int(model.n_),
                 "fitted_at": fitted_at,
             }
-            for name, model in (("bgnbd", result.bgnbd), ("gamma_gamma", result.gamma_gamma))
+            for name, model in (
+                (result.purchases.key, result.purchases),
+                ("gamma_gamma", result.gamma_gamma),
+            )
         ]
     )
     for col in ("as_of", "fitted_at"):
