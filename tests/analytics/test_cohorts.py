@@ -14,10 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from segmentum.analytics.cohorts import (
     MISSING_LABEL,
+    _assemble,
     cohort_heatmap_spec,
     cohort_matrix,
     period_label,
@@ -131,7 +134,8 @@ def reference(data, by, period, metric, as_of, *, start="first_order", per_membe
         "orders": lambda: rows.orders / elig if per_member else rows.orders.astype(float),
         "revenue": lambda: rows.revenue / elig if per_member else rows.revenue,
         "avg_check": lambda: safe(rows.revenue, rows.orders),
-        "ltv": lambda: rows.cumulative_revenue / elig,
+        # each period's revenue per member counted in it, summed over periods 0..k
+        "ltv": lambda: (rows.revenue / elig).groupby(rows.cohort).cumsum(),
         "open_rate": lambda: safe(rows.opens, rows.sends),
     }[metric]()
     return rows, sizes
@@ -178,19 +182,19 @@ def _numerators(data, by, period, as_of, start, include_incomplete):
             if not counted:
                 continue
             r = dict(cohort=cohort, period_index=k, cohort_size=len(members),
-                     eligible=len(counted), active=0, orders=0, revenue=0.0,
-                     cumulative_revenue=0.0, sends=0, opens=0,
+                     eligible=len(counted), active=0, orders=0, revenue=0.0, sends=0, opens=0,
                      complete=all(s + k < cur for _, s in counted))
             for c, s in counted:
                 p = s + k
                 r["active"] += int(n_ord.get((c, p), 0) > 0)
                 r["orders"] += n_ord.get((c, p), 0)
                 r["revenue"] += rev.get((c, p), 0.0)
-                r["cumulative_revenue"] += sum(rev.get((c, s + j), 0.0) for j in range(k + 1))
                 r["sends"] += sends.get((c, p), 0)
                 r["opens"] += opens.get((c, p), 0)
             rows.append(r)
-    return pd.DataFrame(rows), people.groupby("cohort").size()
+    rows = pd.DataFrame(rows)
+    rows["cumulative_revenue"] = rows.groupby("cohort").revenue.cumsum()
+    return rows, people.groupby("cohort").size()
 
 
 def assert_matches(res, ref, sizes):
@@ -301,6 +305,62 @@ def test_small_case_by_hand(make_ws):
     assert ads.loc[0, "value"] == 0 and ads.loc[1, "value"] == 1  # b's Feb order
     assert ads.loc[2, "eligible"] == 1  # c has not reached k=2: only b counts
     assert ads.loc[2, "complete"] and ads.loc[2, "value"] == 0
+
+
+def test_ltv_of_members_starting_at_different_times_never_decreases(make_ws):
+    # a (Jan) spent little, b (Mar) a lot: period 2 counts only a. Dividing cumulative revenue
+    # by the members still counted gave 55, 55, then 15 (a's 10 + 5 over a alone).
+    ws = make_ws(
+        contacts=[
+            {"contact_id": "a", "created_at": "2024-01-01", "acquisition_channel": "contest"},
+            {"contact_id": "b", "created_at": "2024-03-01", "acquisition_channel": "contest"},
+        ],
+        orders=[
+            {"order_id": "1", "contact_id": "a", "ordered_at": "2024-01-05", "total": 10},
+            {"order_id": "2", "contact_id": "b", "ordered_at": "2024-03-05", "total": 100},
+            {"order_id": "3", "contact_id": "a", "ordered_at": "2024-03-20", "total": 5},
+        ],
+    )
+    res = cohort_matrix(ws, by="acquisition_channel", metric="ltv",
+                        as_of=dt.datetime(2024, 5, 1, tzinfo=dt.UTC))
+    row = res.tidy.set_index("period_index")
+    assert row["eligible"].tolist() == [2, 2, 1, 1]
+    # per member counted: 110 / 2, 0 / 2, 5 / 1, 0 / 1, summed
+    assert row["value"].tolist() == [55.0, 55.0, 60.0, 60.0]
+    assert row["cumulative_revenue"].tolist() == [110.0, 110.0, 115.0, 115.0]
+
+
+@st.composite
+def _cohort_inputs(draw):
+    """Members per (cohort, start period) and their activity, as the warehouse returns them."""
+    limit = draw(st.integers(0, 8))
+    pairs = draw(st.lists(st.tuples(st.sampled_from(["x", "y"]), st.integers(0, limit)),
+                          min_size=1, max_size=6, unique=True))
+    sizes, act = [], []
+    for cohort, s in pairs:
+        n = draw(st.integers(1, 50))
+        sizes.append((cohort, s, n))
+        for k in range(limit - s + 1):
+            if draw(st.booleans()):
+                active = draw(st.integers(1, n))
+                orders = draw(st.integers(active, 3 * active))
+                revenue = draw(st.floats(0, 1e4, allow_nan=False))
+                act.append((cohort, s, k, active, orders, revenue))
+    sizes_raw = pd.DataFrame(sizes, columns=["cohort", "s", "n"])
+    act = pd.DataFrame(act, columns=["cohort", "s", "k", "active", "orders", "revenue"])
+    return sizes_raw, act, limit
+
+
+@settings(max_examples=40, deadline=None)
+@given(_cohort_inputs())
+def test_cumulative_metrics_never_decrease(inputs):
+    sizes_raw, act, limit = inputs
+    tidy, _ = _assemble(sizes_raw, act, None, cur=limit + 1, limit=limit, metric="ltv",
+                        per_member=False, time_cohorts=False, period="month")
+    for _, rows in tidy.groupby("cohort"):
+        rows = rows.sort_values("period_index")
+        assert (rows["value"].diff().dropna() >= -1e-9).all()
+        assert (rows["cumulative_revenue"].diff().dropna() >= -1e-9).all()
 
 
 def test_unknown_by_gets_did_you_mean(ws):

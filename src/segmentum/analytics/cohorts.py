@@ -33,7 +33,13 @@ make a contact active nor add revenue, and they do not start a first-order cohor
 * ``orders`` / ``revenue`` - completed orders / revenue in period k, as totals, or per counted
   member with ``per_member=True`` (use that to compare cohorts of different sizes);
 * ``avg_check`` - revenue / orders in period k (empty when there were no orders);
-* ``ltv`` - cumulative revenue in periods 0..k per counted member;
+* ``ltv`` - cumulative revenue per member: the sum over periods 0..k of each period's
+  revenue per counted member, so it never decreases. For a time cohort every member is
+  counted in every period and this is simply the cohort's revenue in periods 0..k over its
+  size. For an attribute cohort the members counted shrink as k grows (late starters have
+  not reached period k): dividing cumulative revenue by the members still counted would mix
+  different people into each cell, and fell from one period to the next when the early
+  starters had spent less (the demo's "contest" cohort: 111 -> 100);
 * ``open_rate`` - ``email_open`` events / ``email_send`` events of the members in period k
   (raw event counts, so repeated opens count; empty when nothing was sent).
 
@@ -133,9 +139,12 @@ class CohortResult:
 
     ``tidy`` has one row per (cohort, period_index): ``value`` (the metric), ``cohort_size``,
     ``eligible`` (members counted in this cell), the numerators ``active``, ``orders``,
-    ``revenue``, ``cumulative_revenue`` (and ``sends``, ``opens`` for ``open_rate``) and
-    ``complete`` (False when the cell counts the period still in progress). ``matrix`` pivots ``value`` to cohorts x period_index; ``sizes`` is the
-    number of members per cohort (every cohort, even one with no counted period yet).
+    ``revenue``, ``cumulative_revenue`` (revenue of periods 0..k, each period's over the
+    members counted in it; ``ltv`` is the sum of each period's revenue / eligible) (and
+    ``sends``, ``opens`` for ``open_rate``) and ``complete`` (False when the cell counts the
+    period still in progress). ``matrix`` pivots ``value`` to cohorts x period_index;
+    ``sizes`` is the number of members per cohort (every cohort, even one with no counted
+    period yet).
     """
 
     by: str
@@ -347,14 +356,17 @@ def _assemble(sizes_raw, act, ev, *, cur, limit, metric, per_member, time_cohort
         grid = grid.merge(ev, on=["cohort", "s", "k"], how="left")
     num_cols = ["active", "orders", "revenue"] + (["sends", "opens"] if ev is not None else [])
     grid[num_cols] = grid[num_cols].fillna(0)
-    grid = grid.sort_values(["cohort", "s", "k"], kind="stable")
-    grid["cumulative_revenue"] = grid.groupby(["cohort", "s"])["revenue"].cumsum()
     grid["open_n"] = np.where(grid["s"] + grid["k"] >= cur, grid["n"], 0)
 
     agg_cols = {"eligible": ("n", "sum"), "open": ("open_n", "sum")}
-    for c in [*num_cols, "cumulative_revenue"]:
+    for c in num_cols:
         agg_cols[c] = (c, "sum")
     tidy = grid.groupby(["cohort", "k"], sort=False).agg(**agg_cols).reset_index()
+    tidy = tidy.sort_values(["cohort", "k"], kind="stable")  # periods in order per cohort
+    by_cohort = tidy["cohort"]
+    tidy["cumulative_revenue"] = tidy["revenue"].groupby(by_cohort, sort=False).cumsum()
+    revenue_each = tidy["revenue"] / tidy["eligible"]  # every cell counts at least one member
+    ltv = revenue_each.groupby(by_cohort, sort=False).cumsum()
     size_map = sizes_raw.groupby("cohort")["n"].sum()
     tidy["cohort_size"] = tidy["cohort"].map(size_map).astype("int64")
     tidy["complete"] = tidy["open"] == 0
@@ -374,7 +386,7 @@ def _assemble(sizes_raw, act, ev, *, cur, limit, metric, per_member, time_cohort
     elif metric == "avg_check":
         value = ratio("revenue", "orders")
     elif metric == "ltv":
-        value = ratio("cumulative_revenue", "eligible")
+        value = ltv.astype("float64")
     else:
         value = ratio("opens", "sends")
     tidy["value"] = value
