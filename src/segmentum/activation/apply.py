@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from segmentum.activation.campaigns import Campaign, CampaignStore, loads_campaign, read_text
-from segmentum.errors import CampaignFileError, SegmentumError
+from segmentum.activation.campaigns import CampaignStore, file_error, loads_campaign, read_text
+from segmentum.errors import SegmentumError
 
 __all__ = ["Change", "ApplyPlan", "plan_apply", "apply"]
 
@@ -68,13 +68,13 @@ def plan_apply(ws, folder: str | Path) -> ApplyPlan:
     """Read and check every file of ``folder``; what applying it would change."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CampaignFileError("not a folder of campaign files", file=str(folder))
+        raise file_error("not a folder of campaign files", file=str(folder))
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     changes = [_change(ws, path) for path in files]
     seen: dict[tuple[str, str], str] = {}
     for c in changes:
         if (c.kind, c.name) in seen:
-            raise CampaignFileError(
+            raise file_error(
                 f"{c.kind} {c.name!r} is also defined in {seen[(c.kind, c.name)]}", file=c.file,
                 key="name",
             )
@@ -96,13 +96,13 @@ def apply(ws, folder: str | Path, *, dry_run: bool = False) -> ApplyPlan:
 # -- reading ----------------------------------------------------------------------------------
 def _kind(data: Any, path: Path) -> str:
     if not isinstance(data, dict):
-        raise CampaignFileError("a definition file is a mapping (campaign, trigger, segment or "
+        raise file_error("a definition file is a mapping (campaign, trigger, segment or "
                                 "global_control)", file=str(path))
     kind = data.get("kind")
     if kind is None:
         return "campaign" if "audience" in data else "segment"
     if kind not in ("campaign", "trigger", "global_control"):
-        raise CampaignFileError(
+        raise file_error(
             f"unknown kind {kind!r}", file=str(path), key="kind",
             hint="kinds: campaign, trigger, global_control (a segment file has no kind)",
         )
@@ -137,7 +137,7 @@ def _read_segment(ws, path: Path, text: str, data) -> Change:
         seg = loads_segment(text, file=str(path))
         rule = to_text(SegmentEngine(ws).check(seg.bind(), name=seg.name).tree)
     except SegmentError as exc:
-        raise CampaignFileError(str(exc), file=str(path), key="rule") from None
+        raise file_error(str(exc), file=str(path), key="rule") from None
     old = SegmentEngine(ws).store.get(seg.name)
     new = {"rule": rule, "description": seg.description}
     before = None if old is None else {"rule": old.rule, "description": old.description}
@@ -150,16 +150,16 @@ def _read_global(ws, path: Path, text: str, data) -> Change:
 
     for key in data:
         if key not in GLOBAL_KEYS:
-            raise CampaignFileError(f"unknown key {key!r}", file=str(path), key=str(key),
+            raise file_error(f"unknown key {key!r}", file=str(path), key=str(key),
                                     line=_line(text, key), hint=f"keys: {', '.join(sorted(GLOBAL_KEYS))}")
     try:
         pct = float(data["pct"])
         threshold(pct)
         start = to_utc(data.get("start"))
     except KeyError:
-        raise CampaignFileError("missing key 'pct'", file=str(path), key="pct") from None
+        raise file_error("missing key 'pct'", file=str(path), key="pct") from None
     except (TypeError, ValueError, SegmentumError) as exc:
-        raise CampaignFileError(str(exc), file=str(path), key="pct") from None
+        raise file_error(str(exc), file=str(path), key="pct") from None
     now = ControlGroups(ws).current(start)
     # without a salt the one in force is kept (a new percentage keeps the old members)
     salt = str(data["salt"]) if data.get("salt") is not None else (now.salt if now else None)
@@ -172,7 +172,8 @@ def _read_trigger(ws, path: Path, text: str, data) -> Change:
     from segmentum.activation import triggers
 
     trigger = triggers.load_trigger_file(path)
-    old = triggers.TriggerStore(ws).get(trigger.name)
+    row = triggers.TriggerStore(ws).row(trigger.name)
+    old = None if row is None else triggers.Trigger.from_json(row["spec_json"])
     return _diffed("trigger", trigger.name, path, _plain(old), _plain(trigger), trigger)
 
 
@@ -219,7 +220,7 @@ def _check_audiences(ws, changes: list[Change]) -> None:
             if c.item.audience.segment not in defined:
                 from segmentum.errors import did_you_mean
 
-                raise CampaignFileError(
+                raise file_error(
                     f"no segment named {c.item.audience.segment!r} in the workspace or the folder",
                     file=c.file, key="audience.segment",
                     hint=did_you_mean(c.item.audience.segment, defined).strip() or None,
@@ -248,7 +249,7 @@ def _write_global(ws, change: Change) -> None:
 def _write_trigger(ws, change: Change) -> None:
     from segmentum.activation import triggers
 
-    triggers.TriggerStore(ws).save(change.item, replace=True)
+    triggers.TriggerStore(ws).save(change.item, change.file, replace=True)
 
 
 _WRITE = {"campaign": _write_campaign, "segment": _write_segment, "global_control": _write_global,

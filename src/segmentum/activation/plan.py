@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses as dc
 import datetime as _dt
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import ibis
@@ -75,11 +75,21 @@ class Plan:
     rows: pa.Table  # contact_id, arm, outcome, reason, to, tz
     channel: Any
     epoch: int
+    trigger_data: Mapping[str, Mapping[str, Any]] = dc.field(default_factory=dict)
     _final: Counter | None = None
+    _decisions: list[Decision] | None = None
 
     @property
     def audience(self) -> int:
         return self.rows.num_rows
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """Every decision at once, caps reserved (for the small plans of triggers; a
+        campaign's run goes through :meth:`batches`)."""
+        if self._decisions is None:
+            self._decisions = [d for batch in self.batches(reserve=True) for d in batch]
+        return self._decisions
 
     def first_counts(self) -> Counter:
         """Outcomes after the warehouse stage (before send times, rendering and caps)."""
@@ -134,10 +144,15 @@ class Plan:
         from segmentum.activation.content import contact_context, render_batch
 
         ids = [r["contact_id"] for r in rows]
+        extra = {c: self.trigger_data[c] for c in ids if c in self.trigger_data}
+        skus = {c: [d["sku"]] for c, d in extra.items() if d.get("sku")}
         contexts = contact_context(
             self.ws, ids, self.run_at, fields=template.fields,
-            recommendations=template.recommendations,
+            recommendations=template.recommendations, exclude_skus=skus or None,
         )
+        for c, data in extra.items():
+            if c in contexts:
+                contexts[c]["trigger"] = dict(data)
         rendered = render_batch(template, contexts)
         out = {}
         for r in rows:
@@ -178,12 +193,15 @@ def plan_send(
     *,
     origin: Origin | None = None,
     channels: dict | None = None,
+    trigger_data: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Plan:
     """Plan one run of ``campaign`` (see the module doc).
 
     The run is the campaign schedule's run due at ``as_of`` (default now), or the run
     named ``run`` (its time). Triggers pass ``contact_ids`` and an ``origin`` of kind
-    "trigger"; the plan is then made as of ``as_of``.
+    "trigger"; the plan is then made as of ``as_of``, and ``trigger_data`` (per contact:
+    what fired, e.g. the restocked product's ``sku``) is the templates' ``trigger``
+    field; its ``sku`` is never recommended to that contact.
     """
     T = to_utc(as_of)
     if origin is not None:
@@ -197,7 +215,8 @@ def plan_send(
     epoch = None if campaign.transactional else ControlGroups(ws).current(run_at)
     audience = audience_table(ws, campaign, run_at, contact_ids)
     rows = _first_stage(ws, campaign, channel, audience, epoch)
-    return Plan(ws, campaign, origin, run_at, rows, channel, epoch.epoch if epoch else 0)
+    return Plan(ws, campaign, origin, run_at, rows, channel, epoch.epoch if epoch else 0,
+                dict(trigger_data or {}))
 
 
 def _channel(ws, campaign: Campaign, channels: dict | None):
