@@ -295,3 +295,41 @@ def test_cli_chart_and_report(shop, tmp_path):
     assert out["as_of"].startswith("2023-01-01") and not out["sections"]["rfm"]["ok"]
     res = runner.invoke(app, ["chart", "rfm", "-w", ws, "--out", str(tmp_path / "x.gif")])
     assert res.exit_code != 0
+
+
+def test_rfm_shares_have_one_denominator_per_view_in_cli_and_report(shop, tmp_path):
+    """The grid's cell share is of all buyers in the CLI, its JSON and the report's grid; the
+    named-segment table's share is of all contacts (the contacts without orders included)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from segmentum.cli.rfm import app as rfm_app
+
+    path = tmp_path / "shares.duckdb"
+    shutil.copy(shop[0], path)
+    res = CliRunner().invoke(rfm_app, ["-w", str(path), "--as-of", AS_OF, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    buyers, contacts = out["contacts_with_orders"], out["contacts"]
+    assert buyers < contacts  # some contacts never bought: the two denominators differ
+    cells = {c["cell"]: c for c in out["cells"]}
+    assert all("share" not in c for c in out["cells"])
+    for c in cells.values():
+        assert c["share_of_buyers"] == pytest.approx(c["contacts"] / buyers)
+    for n in out["names"]:
+        assert n["share_of_contacts"] == pytest.approx(n["contacts"] / contacts)
+    top = max(cells.values(), key=lambda c: c["contacts"])
+    # the same cell in the report's grid (read from the rfm table the CLI wrote)
+    with open_workspace(path) as ws:
+        summary = rfm_summary(ws, AS_OF)
+        report = build_report(ws, tmp_path / "shares.html", as_of=AS_OF)
+    assert summary.source == "table"
+    spec = charts.to_spec(charts.rfm_grid(summary.cells))
+    rows = [r for data in spec["datasets"].values() for r in data if r.get("cell") == top["cell"]]
+    assert rows and rows[0]["share_of_buyers"] == pytest.approx(top["share_of_buyers"])
+    # the CLI's text grid prints that share (of buyers), not the share of all contacts
+    text = CliRunner().invoke(rfm_app, ["-w", str(path), "--as-of", AS_OF]).output
+    assert f"{100 * top['share_of_buyers']:.1f}%" in text and "share of buyers" in text
+    html = report.path.read_text(encoding="utf-8")
+    assert "Share of contacts" in html and "share of buyers" in html

@@ -10,10 +10,11 @@ done by Vega (in a browser, or by vl-convert for PNG / SVG), never by hand.
 
 ``rfm_grid(cells, color, m)``
     ``cells`` is ``RFMResult.cells`` (one row per cell with r, f, m, labels, contacts,
-    share, revenue, revenue_share, means). Recency on x (most recent on the right),
+    revenue, revenue_share, means). Recency on x (most recent on the right),
     frequency on y (most orders on top), one panel per monetary score (best first) or only
     ``m``; each cell is coloured by its contacts or its revenue and labelled with the value,
-    its share of the total and its segment name. ``interactive=True`` adds two drop-downs
+    its share of all buyers (:func:`segmentum.analytics.shares.for_grid`) or of all revenue,
+    and its segment name. ``interactive=True`` adds two drop-downs
     (colour by, monetary score) that re-draw the grid in the browser.
 ``cohort_heatmap(result)``
     ``CohortResult`` (``.tidy``): cohorts as rows in the result's order, periods since
@@ -46,6 +47,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from segmentum.analytics.shares import for_grid
 from segmentum.errors import UsageError
 
 __all__ = [
@@ -139,16 +141,15 @@ def rfm_grid(
 
     df["contacts"] = df["contacts"].fillna(0).astype("int64")
     df["revenue"] = df["revenue"].fillna(0).astype("float64")
-    total_contacts = float(df["contacts"].sum())
     total_revenue = float(df["revenue"].sum())
-    df["share"] = df["contacts"] / total_contacts if total_contacts else 0.0
+    df = for_grid(df)
     df["revenue_share"] = df["revenue"] / total_revenue if total_revenue else 0.0
     r_labels, f_labels, m_labels = (_axis_labels(df, a) for a in ("r", "f", "m"))
     df["r_axis"] = df["r"].map(r_labels)
     df["f_axis"] = df["f"].map(f_labels)
     df["m_head"] = df["m"].map(m_labels)
-    keep = ["cell", "name", "r", "f", "m", "r_axis", "f_axis", "m_head", "contacts", "share",
-            "revenue", "revenue_share"]
+    keep = ["cell", "name", "r", "f", "m", "r_axis", "f_axis", "m_head", "contacts",
+            "share_of_buyers", "revenue", "revenue_share"]
     keep += [c for c in ("mean_recency_days", "mean_frequency", "mean_monetary") if c in df]
     df = df[keep]
 
@@ -179,7 +180,7 @@ def rfm_grid(
     transforms = [
         {"filter": "m_pick == 0 || datum.m == m_pick"},
         {"calculate": "color_by == 'revenue' ? datum.revenue : datum.contacts", "as": "value"},
-        {"calculate": "color_by == 'revenue' ? datum.revenue_share : datum.share",
+        {"calculate": "color_by == 'revenue' ? datum.revenue_share : datum.share_of_buyers",
          "as": "value_share"},
         {"calculate": f"color_by == 'revenue' ? format(datum.revenue, '{money_fmt}') "
                       f": format(datum.contacts, ',')", "as": "label"},
@@ -197,7 +198,7 @@ def rfm_grid(
         alt.Tooltip("cell:N"),
         alt.Tooltip("name:N", title="segment"),
         alt.Tooltip("contacts:Q", format=","),
-        alt.Tooltip("share:Q", format=".1%", title="share of contacts"),
+        alt.Tooltip("share_of_buyers:Q", format=".1%", title="share of buyers"),
         alt.Tooltip("revenue:Q", format=",.2f"),
         alt.Tooltip("revenue_share:Q", format=".1%", title="share of revenue"),
     ]
@@ -254,8 +255,9 @@ def rfm_grid(
         spacing=24 if levels == 3 else 14,
     ).add_params(color_by, m_pick)
     chart.transform = [alt.Transform.from_dict(t) for t in transforms]
-    subtitle = ("Cell label: value, share of the total, segment name" if show_names
-                else "Cell label: value and share of the total")
+    share_of = "share of all buyers (or of all revenue)"
+    subtitle = (f"Cell label: value, {share_of}, segment name" if show_names
+                else f"Cell label: value and {share_of}")
     if title is None and interactive:  # follows the drop-down
         text: Any = {"expr": "'RFM grid: ' + color_by + ' per R x F cell'"}
     else:

@@ -10,7 +10,9 @@ The page (``templates/report.html.j2``, Jinja2) holds
   contacts (created before it, or with no creation date), buyers (contacts with a
   completed order before it), completed orders and their revenue;
 * RFM: the R x F grid per monetary score (drop-downs choose the colour - contacts or
-  revenue - and the monetary score) and the named-segment table. Read from the workspace
+  revenue - and the monetary score; a cell's share is of all buyers) and the named-segment
+  table (a segment's share is of all contacts, "No orders" included; see
+  :mod:`segmentum.analytics.shares`). Read from the workspace
   table ``rfm`` when that was scored as of the report's date (or ``as_of`` is not given:
   then the report is as of the ``rfm`` table's date); otherwise scored on the fly with
   3 levels and quantile edges, without writing to the workspace;
@@ -245,6 +247,7 @@ def rfm_summary(ws, as_of=None) -> RFMSummary:
 
 def _rfm_section(ws, as_of: _dt.datetime, color: str) -> Section:
     from segmentum.analytics.rfm import NO_ORDERS
+    from segmentum.analytics.shares import for_segments
 
     sec = Section("rfm", "RFM: recency, frequency, monetary")
     try:
@@ -255,7 +258,8 @@ def _rfm_section(ws, as_of: _dt.datetime, color: str) -> Section:
     sec.charts["rfm-grid"] = charts.embed_json(
         charts.to_spec(charts.rfm_grid(res.cells, color=color, interactive=True))
     )
-    names = res.names[res.names["contacts"] > 0]
+    names = for_segments(res.names)
+    names = names[names["contacts"] > 0]
     sec.data = {
         "source": res.source,
         "levels": res.levels,

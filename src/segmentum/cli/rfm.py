@@ -76,8 +76,11 @@ def _num(x, digits: int = 1) -> str:
 
 
 def _grid_tables(res) -> list[Table]:
-    """R x F grids: one per M score with 3 levels; summed over M with 5 levels."""
-    cells = res.cells
+    """R x F grids: one per M score with 3 levels; summed over M with 5 levels. Each cell:
+    its contacts and their share of all buyers (see :mod:`segmentum.analytics.shares`)."""
+    from segmentum.analytics.shares import for_grid
+
+    cells = for_grid(res.cells)
     levels = res.levels
     scores = list(range(levels, 0, -1))
     labels = {
@@ -99,15 +102,18 @@ def _grid_tables(res) -> list[Table]:
         for r in scores:
             row = [f"R{r} {labels['recency'].get(r, '')}"]
             for f in sorted(scores):
-                n = int(part[(part.r == r) & (part.f == f)].contacts.sum())
-                share = n / res.contacts if res.contacts else float("nan")
-                row.append(f"{n:,}\n{_pct(share)}")
+                here = part[(part.r == r) & (part.f == f)]
+                row.append(f"{int(here.contacts.sum()):,}\n{_pct(here.share_of_buyers.sum())}")
             t.add_row(*row)
         return t
 
     if levels == 3:
-        return [table(f"M{m} {labels['monetary'].get(m, '')}", cells[cells.m == m]) for m in scores]
-    return [table("Contacts per R x F (all M)", cells)]
+        return [
+            table(f"M{m} {labels['monetary'].get(m, '')}: buyers, share of buyers",
+                  cells[cells.m == m])
+            for m in scores
+        ]
+    return [table("Buyers per R x F (all M), share of buyers", cells)]
 
 
 def _print_result(res) -> None:
@@ -122,22 +128,20 @@ def _print_result(res) -> None:
     grids = _grid_tables(res)
     console.print(Columns(grids) if len(grids) > 1 else grids[0])
 
-    names = Table(title="Named segments")
-    for col, just in (
-        ("Segment", "left"),
-        ("Contacts", "right"),
-        ("Share", "right"),
-        ("Revenue share", "right"),
-        ("Mean days", "right"),
-        ("Mean orders", "right"),
-        ("Mean monetary", "right"),
-    ):
-        names.add_column(col, justify=just)
-    for row in res.names.itertuples():
+    from segmentum.analytics.shares import for_segments
+
+    segments = for_segments(res.names)
+    names = Table(
+        title="Named segments: share of all contacts, share of revenue, means per contact"
+    )
+    names.add_column("Segment", no_wrap=True, min_width=int(segments.name.str.len().max()))
+    for col in ("Contacts", "Share", "Revenue share", "Days", "Orders", "Monetary"):
+        names.add_column(col, justify="right")
+    for row in segments.itertuples():
         names.add_row(
             row.name,
             f"{row.contacts:,}",
-            _pct(row.share),
+            _pct(row.share_of_contacts),
             _pct(row.revenue_share),
             _num(row.mean_recency_days),
             _num(row.mean_frequency, 2),
@@ -240,7 +244,10 @@ def rfm(
             out=out,
         )
     if as_json:
-        emit_json(res.to_dict())
+        from segmentum.analytics.shares import for_grid, for_segments
+
+        emit_json({**res.to_dict(), "cells": for_grid(res.cells),
+                   "names": for_segments(res.names)})
     else:
         _print_result(res)
 
