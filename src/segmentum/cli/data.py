@@ -171,6 +171,8 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         console.print(f"Order items naming an unknown SKU: {q['order_items']['unknown_sku']:,}")
     if "events" in q:
         console.print("Events: " + ", ".join(f"{k} {v:,}" for k, v in q["events"]["by_type"].items()))
+    for w in data.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w['message']}")
     loads = data["loads"]
     console.print(
         f"Loads: {loads['count']} — input {loads['input']:,}, accepted {loads['accepted']:,}, "

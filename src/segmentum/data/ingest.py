@@ -37,11 +37,13 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from segmentum.data.checks import Check, Context, checks_for
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
 from segmentum.data.order_totals import refresh_order_totals
 from segmentum.data.readers import ReadResult, read_to_stage, records_to_stage
 from segmentum.data.schema import (
     EVENT_PROPERTY_COLUMNS,
+    LOAD_WARNINGS_SCHEMA,
     LOADS_SCHEMA,
     ORDER_LINE_COLUMNS,
     Column,
@@ -111,6 +113,8 @@ class LoadReport:
     reasons: dict[str, int] = field(default_factory=dict)
     columns: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # data-quality warnings of accepted records (segmentum.data.checks): count, first example
+    quality: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -263,8 +267,10 @@ def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadR
                 "derived": plan.derived,
                 "delimiter": read.delimiter,
             },
-            warnings=read.warnings + _warnings(con, tspec, ok),
+            quality=_quality(ok, checked.counted),
         )
+        report.warnings = read.warnings + [q["message"] for q in report.quality]
+        _record_quality(wh, load_id, src.label, report.quality)
         if report.accepted + report.quarantined != report.input:  # the ledger must close
             raise AssertionError(f"load of {src.label} does not reconcile: {report}")
         log = {
@@ -513,11 +519,8 @@ def _parse_value(
     raise AssertionError(f"no parser for {target}")  # every canonical type is handled above
 
 
-def _problem(
-    col: Column, shown: ir.StringValue, present: ir.BooleanValue, value: ir.Value, m: Mapping,
-    latest: _dt.datetime,
-):
-    """Phase 2 of a field: (problem text or null, the value with implausible ones nulled)."""
+def _problem(col: Column, shown: ir.StringValue, present: ir.BooleanValue, value: ir.Value, m: Mapping):
+    """Phase 2 of a field: (problem texts or nulls, the value with values not allowed nulled)."""
     name, target = col.name, col.dtype
     none = ibis.null(dt.string)
     fmt = m.formats.get(name)
@@ -542,15 +545,7 @@ def _problem(
             else "is not a date-time: use ISO 8601 (2024-05-31T14:30:00Z) or set "
             f"`formats: {{{name}: '%d.%m.%Y'}}` in a mapping"
         )
-        lo = ibis.literal(_dt.datetime(1900, 1, 1, tzinfo=_dt.UTC), type=target)
-        hi = ibis.literal(latest, type=target)
-        implausible = value.notnull() & ((value < lo) | (value > hi))
-        problem = ibis.cases(
-            (bad, f"{name} " + _shown(shown) + f" {hint}"),
-            (implausible, f"{name} " + _shown(shown) + " is implausible (before 1900 or in the future)"),
-            else_=none,
-        )
-        value = ibis.ifelse(implausible, ibis.null(target), value)
+        problem = ibis.ifelse(bad, f"{name} " + _shown(shown) + f" {hint}", none)
     elif target.is_date():
         problem = ibis.ifelse(
             bad,
@@ -576,6 +571,7 @@ class _Checked:
     table: ir.Table  # every staged record with its parsed fields and _reason (null = accepted)
     new_contacts: ir.Table | None  # contact ids to create (--create-contacts)
     temp_tables: list[str]
+    counted: list[Check]  # warn / clear checks; column _w_<name> holds each failing value
 
 
 def _constant(value) -> ir.Value:
@@ -622,13 +618,25 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
         phase1.update(custom_values)
     p1 = staged.select(_row=staged._row, _line=staged._line, **phase1)
 
-    latest = _dt.datetime.now(_dt.UTC) + _dt.timedelta(days=2)
+    ctx = Context(now=_dt.datetime.now(_dt.UTC), table=wh.table)
     problems: list[ir.StringValue] = []
     values: dict[str, ir.Value] = {}
+    flags: dict[str, ir.Value] = {}
+    counted: list[Check] = []
     for col in cols:
-        found, value = _problem(
-            col, p1[f"__t_{col.name}"], p1[f"__n_{col.name}"], p1[col.name], m, latest
-        )
+        shown = p1[f"__t_{col.name}"]
+        found, value = _problem(col, shown, p1[f"__n_{col.name}"], p1[col.name], m)
+        for check in checks_for(tspec.kind, col.name):
+            if check.needs and not _has_rows(wh, check.needs):
+                continue
+            fails = value.notnull() & check.fails(value, ctx).fill_null(False)
+            if check.action == "reject":
+                found.append(ibis.ifelse(fails, f"{col.name} " + _shown(shown) + f" {check.says}", ibis.null(dt.string)))
+                continue
+            flags[f"_w_{check.name}"] = ibis.ifelse(fails, shown, ibis.null(dt.string))  # as written
+            if check.action == "clear":
+                value = ibis.ifelse(fails, ibis.null(value.type()), value)
+            counted.append(check)
         problems += found
         values[col.name] = value
     if problems:
@@ -644,7 +652,7 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
             if prop not in values:
                 values[prop] = p1.properties[prop].str
     keep = [c for c in p1.columns if not c.startswith(("__t_", "__n_")) and c not in values]
-    t = p1.select(*keep, **values, _reason=reason)
+    t = p1.select(*keep, **values, **flags, _reason=reason)
     derived = DERIVED_IDS.get(tspec.kind)
     if derived and derived[0] in plan.derived:
         t = _derive_id(t, tspec, derived)
@@ -654,7 +662,11 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
     t = _flag_duplicates(wh, t, tspec, temps)
     t = _fill_from_stored(wh, t, tspec, temps)
     t, new_contacts = _flag_unknown_keys(wh, t, tspec, create_contacts, temps)
-    return _Checked(t, new_contacts, temps)
+    return _Checked(t, new_contacts, temps, counted)
+
+
+def _has_rows(wh, table: str) -> bool:
+    return bool(int(wh.table(table).limit(1).count().execute()))
 
 
 def _properties(explicit: ir.Value | None, custom: dict[str, ir.Value], staged: ir.Table) -> ir.Value:
@@ -873,13 +885,40 @@ def _reason_counts(con, v: ir.Table, read: ReadResult) -> dict[str, int]:
     return out
 
 
-def _warnings(con, tspec: TableSpec, ok: ir.Table) -> list[str]:
-    """Soft problems that do not reject a row (e.g. items of SKUs not in the catalogue)."""
+def _quality(ok: ir.Table, counted: list[Check]) -> list[dict]:
+    """Per warn / clear check: how many accepted records failed it, and the first of them
+    (line, record, value as written), with the sentence the load summary shows."""
+    if not counted:
+        return []
+    aggs = {}
+    for i, check in enumerate(counted):
+        flag = ok[f"_w_{check.name}"]
+        hit = flag.notnull()
+        aggs[f"n{i}"] = hit.sum()
+        aggs[f"r{i}"] = ok._row.min(where=hit)
+        aggs[f"l{i}"] = ok._line.argmin(ok._row, where=hit)
+        aggs[f"v{i}"] = flag.argmin(ok._row, where=hit)
+    (row,) = ok.aggregate(**aggs).to_pyarrow().to_pylist()
     out = []
-    if tspec.kind == "order_items":
-        products = con.table("products")
-        if int(products.count().execute()):
-            n = int(ok.filter(~ok.sku.isin(products.sku)).count().execute())
-            if n:
-                out.append(f"{n} item(s) name a SKU that is not in products; load the catalogue to use them in rules")
+    for i, check in enumerate(counted):
+        n = int(row[f"n{i}"] or 0)
+        if not n:
+            continue
+        line, rec, value = row[f"l{i}"], row[f"r{i}"], row[f"v{i}"]
+        where = f"line {line}" if line is not None else f"record {rec}"
+        shown = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "…"
+        verb = "left empty" if check.action == "clear" else "accepted"
+        out.append({
+            "kind": check.kind, "field": check.field, "check": check.name, "action": check.action,
+            "count": n, "line": line, "row": rec, "value": value,
+            "message": f"{check.field} {check.says}: {n:,} record(s) {verb}, e.g. {where} '{shown}' ({check.why})",
+        })
     return out
+
+
+def _record_quality(wh, load_id: str, label: str, quality: list[dict]) -> None:
+    """The load's warnings in ``_load_warnings``, which ``segmentum info`` reads."""
+    wh.create_table("_load_warnings", LOAD_WARNINGS_SCHEMA)
+    if quality:
+        rows = [{"load_id": load_id, "file": label, **{k: q[k] for k in LOAD_WARNINGS_SCHEMA if k in q}} for q in quality]
+        wh.insert("_load_warnings", pa.Table.from_pylist(rows, schema=ibis.schema(LOAD_WARNINGS_SCHEMA).to_pyarrow()))

@@ -1,16 +1,53 @@
-"""Workspace facts for `segmentum info`: table counts, date ranges and data-quality figures."""
+"""Workspace facts for `segmentum info`: table counts, date ranges, data-quality figures and
+the data-quality warnings of the loads (see :mod:`segmentum.data.checks`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ibis
 
+from segmentum.data.checks import CHECKS
 from segmentum.data.schema import TABLES
 
-__all__ = ["workspace_info"]
+__all__ = ["workspace_info", "load_warnings"]
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def load_warnings(ws) -> list[dict]:
+    """The data-quality warnings of the data as loaded (``segmentum.data.checks``): per kind,
+    field and check, the records counted by the latest load of each file (or source), with
+    the first example. A file loaded again replaces its figures."""
+    if not ws.warehouse.has_table("_load_warnings"):
+        return []
+    con = ws.con
+    loads = con.table("_loads")
+    latest = loads.group_by(["kind", "file"]).agg(load_id=loads.load_id.argmax(loads.started_at))
+    w = con.table("_load_warnings")
+    w = w.filter(w.load_id.isin(latest.load_id))
+    first = ibis.row_number().over(group_by=[w.kind, w.field, w.check], order_by=[w.file, w.row])
+    ranked = w.mutate(_first=first)
+    per = ranked.group_by(["kind", "field", "check", "action"]).agg(
+        count=ranked["count"].sum(),
+        files=ranked.file.nunique(),
+        file=ranked.file.argmin(ranked._first),
+        line=ranked.line.argmin(ranked._first),
+        row=ranked.row.argmin(ranked._first),
+        value=ranked.value.argmin(ranked._first),
+    )
+    rows = per.order_by(["kind", "field", "check"]).to_pyarrow().to_pylist()
+    says = {(c.kind, c.name): c.says for c in CHECKS}
+    out = []
+    for r in rows:
+        n, where = int(r["count"]), f"line {r['line']}" if r["line"] is not None else f"record {r['row']}"
+        out.append({**r, "count": n, "files": int(r["files"]), "message": (
+            f"{r['kind']}: {r['field']} {says.get((r['kind'], r['check']), r['check'])}: {n:,} record(s), "
+            f"e.g. {Path(r['file']).name} {where} '{r['value']}'"
+        )})
+    return out
 
 
 def workspace_info(ws) -> dict:
@@ -79,6 +116,7 @@ def workspace_info(ws) -> dict:
     ).to_pyarrow().to_pylist()[0]
     return {
         "workspace": ws.location,
+        "warnings": load_warnings(ws),
         "backend": ws.config.backend,
         "tables": tables,
         "quality": quality,

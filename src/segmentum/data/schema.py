@@ -30,6 +30,7 @@ __all__ = [
     "ORDER_LINE_COLUMNS",
     "spec",
     "LOADS_SCHEMA",
+    "LOAD_WARNINGS_SCHEMA",
     "QUARANTINE_SCHEMA",
 ]
 
@@ -259,6 +260,21 @@ LOADS_SCHEMA = {
     "unchanged": I64,
     "contacts_created": I64,
     "mapping": STR,
+}
+
+# one row per data-quality check that accepted records of a load failed (segmentum.data.checks)
+LOAD_WARNINGS_SCHEMA = {
+    "load_id": STR,
+    "kind": STR,
+    "file": STR,
+    "field": STR,
+    "check": STR,
+    "action": STR,  # warn (kept as written) or clear (left empty)
+    "count": I64,
+    "line": I64,  # the first such record's line (null for records handed over in memory)
+    "row": I64,
+    "value": STR,  # its value as written
+    "message": STR,
 }
 
 QUARANTINE_SCHEMA = {
