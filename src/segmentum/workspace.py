@@ -3,10 +3,20 @@
     >>> ws = open_workspace("shop.duckdb")
     >>> ws.load("orders", "orders.csv", mapping="orders.yaml")
     >>> ws.table("orders").group_by("channel").agg(n=_.count()).to_pandas()
+
+Opening: ``open_workspace(path)`` creates a missing DuckDB file (a notebook that is about to
+load data expects that); ``open_workspace(path, create=False)`` raises
+:class:`~segmentum.errors.WorkspaceMissingError` instead, naming a similar existing file
+nearby - what every CLI command that only reads does, so a typo in ``-w`` never leaves an
+empty workspace behind. A DuckDB file that another process holds (say ``segmentum serve``)
+raises :class:`~segmentum.errors.WorkspaceBusyError` with that process's id, and its URL
+when it left a :func:`serve_file` next to the workspace.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 from pathlib import Path
 
@@ -17,10 +27,10 @@ import pyarrow as pa
 
 from segmentum.config import WorkspaceConfig, resolve_config
 from segmentum.data.schema import LINEAGE_COLUMNS, ORDER_LINE_COLUMNS, TABLES
-from segmentum.errors import UsageError, did_you_mean
+from segmentum.errors import UsageError, WorkspaceBusyError, WorkspaceMissingError, did_you_mean
 from segmentum.warehouse import Warehouse, connect
 
-__all__ = ["Workspace", "open_workspace"]
+__all__ = ["Workspace", "open_workspace", "serve_file"]
 
 
 class Workspace:
@@ -28,7 +38,10 @@ class Workspace:
 
     def __init__(self, config: WorkspaceConfig):
         self.config = config
-        self.warehouse: Warehouse = connect(config)
+        try:
+            self.warehouse: Warehouse = connect(config)
+        except WorkspaceBusyError as exc:
+            raise _held_by_server(exc, Path(config.path)) from None
         self._ensure_tables()
 
     # -- set-up --------------------------------------------------------------------------
@@ -125,6 +138,63 @@ class Workspace:
         return f"Workspace({self.location!r}, backend={self.config.backend!r})"
 
 
-def open_workspace(workspace: str | os.PathLike | WorkspaceConfig | None = None) -> Workspace:
-    """Open (creating if needed) the workspace at a DuckDB path or described by a YAML config."""
-    return Workspace(resolve_config(workspace))
+def open_workspace(
+    workspace: str | os.PathLike | WorkspaceConfig | None = None, *, create: bool = True
+) -> Workspace:
+    """Open the workspace at a DuckDB path or described by a YAML config (None: the
+    ``SEGMENTUM_WORKSPACE`` variable, else ``./segmentum.duckdb``). A missing DuckDB file
+    is created, or with ``create=False`` is a :class:`WorkspaceMissingError`."""
+    config = resolve_config(workspace)
+    if not create and config.backend == "duckdb" and not Path(config.path).exists():
+        raise _missing(Path(config.path), given=workspace is not None)
+    return Workspace(config)
+
+
+def serve_file(path: str | os.PathLike) -> Path:
+    """Where ``segmentum serve`` notes its pid and URL while it holds the DuckDB file
+    ``path``: ``PATH.serve.json``, e.g. ``shop.duckdb.serve.json``."""
+    return Path(f"{os.fspath(path)}.serve.json")
+
+
+def _missing(path: Path, *, given: bool) -> WorkspaceMissingError:
+    """No DuckDB file at ``path``: say so, with a similar existing workspace nearby."""
+    where = "" if given else (
+        " (named by $SEGMENTUM_WORKSPACE)" if os.environ.get("SEGMENTUM_WORKSPACE")
+        else " (the default workspace in this folder)"
+    )
+    folder = path.parent
+    others = sorted(p.name for p in folder.glob("*.duckdb")) if folder.is_dir() else []
+    close = difflib.get_close_matches(path.name, others, n=1, cutoff=0.5)
+    if close:
+        nearby = f" Did you mean {folder / close[0]} (an existing file nearby)?"
+    elif others:
+        nearby = f" Workspaces in {folder}: {', '.join(others[:5])}."
+    elif not folder.is_dir():
+        nearby = f" (The folder {folder} does not exist either.)"
+    else:
+        nearby = ""
+    return WorkspaceMissingError(
+        f"No workspace at {path}{where}.{nearby}",
+        hint="Create one with `segmentum load KIND FILE` or `segmentum demo`, or give an "
+        "existing one with -w PATH.",
+        path=str(path),
+        suggestion=str(folder / close[0]) if close else None,
+    )
+
+
+def _held_by_server(exc: WorkspaceBusyError, path: Path) -> WorkspaceBusyError:
+    """The lock error, naming the `segmentum serve` process and URL when it is the holder."""
+    try:
+        note = json.loads(serve_file(path).read_text(encoding="utf-8"))
+        pid, url = int(note["pid"]), str(note["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return exc
+    holder = exc.details.get("pid")
+    if holder is not None and holder != pid:
+        return exc  # a stale note of an earlier server: the holder is another process
+    return WorkspaceBusyError(
+        f"segmentum serve (pid {pid}) at {url} holds this workspace ({path}): use the REST "
+        "API there, or stop it",
+        hint=f"Stop it with Ctrl-C in its terminal or `kill {pid}`, then run the command again.",
+        path=str(path), pid=pid, url=url,
+    )

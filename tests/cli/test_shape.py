@@ -79,8 +79,12 @@ def test_shared_options_have_one_definition():
 
 
 def test_global_workspace_goes_through_the_context_not_the_environment(tmp_path, monkeypatch):
+    from segmentum.workspace import open_workspace
+
     monkeypatch.delenv("SEGMENTUM_WORKSPACE", raising=False)
     glob, own = tmp_path / "global.duckdb", tmp_path / "own.duckdb"
+    for path in (glob, own):
+        open_workspace(path).close()
     runner = CliRunner()
     r = runner.invoke(app, ["-w", str(glob), "info", "--json"])
     assert r.exit_code == 0, r.output

@@ -95,11 +95,13 @@ def out_option(help: str) -> Any:
 OutOpt = out_option("Also write the result to FILE (.csv or .parquet).")
 
 
-def open_ws(workspace: str | None) -> Workspace:
-    """Open the workspace a command was given (see the module doc)."""
+def open_ws(workspace: str | None, *, create: bool = False) -> Workspace:
+    """Open the workspace a command was given (see the module doc). Only commands that
+    write data (``load``, ``demo``, ...) pass ``create=True``; for the others a missing
+    workspace is a :class:`~segmentum.errors.WorkspaceMissingError` (a typo in ``-w``)."""
     from segmentum.workspace import open_workspace
 
-    return open_workspace(workspace)
+    return open_workspace(workspace, create=create)
 
 
 def parse_as_of(value: str | None, *, default_now: bool = True) -> _dt.datetime | None:

@@ -89,7 +89,7 @@ def load(
     from segmentum.cli.trigger import after_load, print_runs
 
     _check_kind(kind)
-    with open_ws(workspace) as ws:
+    with open_ws(workspace, create=True) as ws:
         if as_json:
             report = ws.load(kind, file, mapping=mapping, create_contacts=create_contacts)
             runs = after_load(ws, report)

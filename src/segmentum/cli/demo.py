@@ -53,7 +53,7 @@ def demo(
             generate(data_dir, contacts=contacts, seed=seed, fmt="parquet", progress=tick)
         console.print(f"Generated {contacts:,} contacts (seed {seed}) into [bold]{data_dir}[/].")
     manifest = json.loads((data_dir / "manifest.json").read_text())
-    with open_ws(workspace) as ws:
+    with open_ws(workspace, create=True) as ws:
         t = Table(title=f"Loaded into {ws.location}", title_justify="left")
         for col in ("kind", "input", "accepted", "quarantined", "new", "updated", "unchanged", "s"):
             t.add_column(col, justify="left" if col == "kind" else "right")

@@ -7,6 +7,7 @@ spliced into SQL text.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import sqlglot
 from ibis.backends.sql.datatypes import DuckDBType
 
 from segmentum.config import WorkspaceConfig
-from segmentum.errors import ConfigError
+from segmentum.errors import ConfigError, WorkspaceBusyError
 from segmentum.warehouse.base import UpsertResult, ViewOver, Warehouse
 
 __all__ = ["DuckDBWarehouse", "quote", "duckdb_type"]
@@ -35,6 +36,20 @@ def quote(identifier: str) -> str:
 def duckdb_type(dtype: dt.DataType) -> str:
     """The DuckDB spelling of an Ibis type."""
     return DuckDBType.to_string(dtype)
+
+
+def busy_error(path: Path, message: str) -> WorkspaceBusyError:
+    """DuckDB's lock error (``Conflicting lock is held in PROGRAM (PID N)``) for a person."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", message)
+    program, pid = (found.group(1), int(found.group(2))) if found else (None, None)
+    holder = f"process {pid} ({program})" if found else "another process"
+    return WorkspaceBusyError(
+        f"Workspace {path} is in use by {holder}: DuckDB lets one process at a time open a "
+        "workspace file for writing",
+        hint="Wait for that command to finish, or stop it"
+        + (f" (kill {pid})" if pid else "") + ", then run this one again.",
+        path=str(path), pid=pid,
+    )
 
 
 def _uncompressed_columns(schema) -> str:
@@ -63,6 +78,8 @@ class DuckDBWarehouse(Warehouse):
         try:
             self.con = ibis.duckdb.connect(str(self.path), **kwargs)
         except Exception as exc:  # duckdb.IOException and friends: a person can act on it
+            if "lock" in str(exc).lower():
+                raise busy_error(self.path, str(exc)) from None
             raise ConfigError(f"Cannot open workspace {self.path}: {exc}") from None
         self.raw = self.con.con  # the duckdb.DuckDBPyConnection
         self._in_transaction = False
