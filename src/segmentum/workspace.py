@@ -50,10 +50,13 @@ class Workspace:
 
         wh = self.warehouse
         for spec in TABLES.values():
-            # on DuckDB ingestion owns every write, so it can keep order lines' copies right
-            derived = ORDER_LINE_COLUMNS if spec.kind == "order_items" and wh.name == "duckdb" else {}
+            # where ingestion owns every write, it can keep order lines' copies right
+            keeps = spec.kind == "order_items" and wh.keeps_order_line_copies
+            derived = ORDER_LINE_COLUMNS if keeps else {}
             wh.create_table(spec.kind, {**spec.ibis_schema(), **LINEAGE_COLUMNS, **derived})
-        if wh.name == "duckdb" and not set(ORDER_LINE_COLUMNS) <= set(wh.table("order_items").columns):
+        if wh.keeps_order_line_copies and not (
+            set(ORDER_LINE_COLUMNS) <= set(wh.table("order_items").columns)
+        ):
             # a workspace from before order lines carried their order's fields
             from segmentum.data.ingest import sync_order_lines
 

@@ -209,7 +209,7 @@ def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadR
     if create_contacts and "contact_id" not in tspec.foreign_keys:
         raise UsageError(f"--create-contacts applies to orders, events and deals, not {kind}.")
     wh = ws.warehouse
-    if wh.name != "duckdb":
+    if not wh.supports_ingest:
         raise WorkspaceError(
             f"Loading files needs the embedded DuckDB warehouse; this workspace is on {wh.name}. "
             "Write the canonical tables with your Spark jobs (README: Workspaces on Spark)."

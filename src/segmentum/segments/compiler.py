@@ -435,7 +435,7 @@ class Compiler:
         if table == "order_items":
             i = wh.table("order_items")
             if (
-                wh.name == "duckdb"  # where ingestion keeps them (workspace.py)
+                wh.keeps_order_line_copies  # where ingestion keeps them (workspace.py)
                 and set(ORDER_LINE_COLUMNS) <= set(i.columns)
                 and not any(n.table == "orders" for n in needs)
             ):
@@ -808,7 +808,7 @@ class Compiler:
     def _days_since(self, operand: A.Node, scope, env) -> ir.Value:
         """floor((T - x) / 1 day). On DuckDB through epoch microseconds: its time-zone
         aware date_diff is ~80 times slower per row."""
-        if self.wh.name != "duckdb":
+        if not self.wh.has_epoch_functions:
             x = self._value(operand, scope, env, "timestamp")
             return (_ts(self.T).delta(x, unit="microsecond") // DAY_US).cast("int64")
         t_us = ibis.literal(_epoch_us_of(self.T), type="int64")

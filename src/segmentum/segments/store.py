@@ -15,14 +15,12 @@ same T as the last one changes nothing; one at an earlier T is refused.
 
 Writes go through the warehouse API (``insert``, ``delete_where``) with Ibis expressions:
 segment names and contact ids are values, never SQL text. The tables are created on the
-first write, so reading (preview, list) never changes the workspace. On DuckDB the
-transaction is the connection's own (``begin`` / ``commit``); the Spark warehouse has no
-row deletes and says so.
+first write, so reading (preview, list) never changes the workspace. The transaction is
+the warehouse's (all or nothing where it ``supports_transactions``, as DuckDB does).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses as dc
 import datetime as _dt
 import json
@@ -193,20 +191,10 @@ class SegmentStore:
                 self.wh.create_table(name, schema)
                 self._tables.pop(name, None)
 
-    @contextlib.contextmanager
     def transaction(self):
-        """One transaction on DuckDB (everything or nothing); plain writes elsewhere."""
-        raw = getattr(self.wh, "raw", None)
-        if raw is None:
-            yield
-            return
-        raw.begin()
-        try:
-            yield
-        except BaseException:
-            raw.rollback()
-            raise
-        raw.commit()
+        """The warehouse's transaction: everything or nothing where it
+        ``supports_transactions`` (DuckDB), plain writes elsewhere."""
+        return self.wh.transaction()
 
     # -- definitions -------------------------------------------------------------------------
     def names(self) -> list[str]:

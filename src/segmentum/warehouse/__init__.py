@@ -6,6 +6,6 @@ Ibis has no verb for (upsert with change counts, adding a custom-attribute colum
 of the backend class, which builds them from whitelisted identifiers only.
 """
 
-from segmentum.warehouse.base import UpsertResult, Warehouse, connect
+from segmentum.warehouse.base import UpsertResult, Warehouse, connect, warehouse_class
 
-__all__ = ["Warehouse", "UpsertResult", "connect"]
+__all__ = ["Warehouse", "UpsertResult", "connect", "warehouse_class"]

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -13,7 +14,7 @@ import ibis.expr.types as ir
 
 from segmentum.config import WorkspaceConfig
 
-__all__ = ["Warehouse", "UpsertResult", "ViewOver", "connect"]
+__all__ = ["Warehouse", "UpsertResult", "ViewOver", "connect", "warehouse_class"]
 
 # how a derived table is read from the tables it is stored as (see Warehouse.rewrite_view)
 ViewOver = Callable[[dict[str, ir.Table]], ir.Table]
@@ -32,10 +33,26 @@ class UpsertResult:
 
 
 class Warehouse(ABC):
-    """One warehouse reached through Ibis. Subclasses: DuckDBWarehouse, SparkWarehouse."""
+    """One warehouse reached through Ibis. Subclasses: DuckDBWarehouse, SparkWarehouse.
+
+    What a backend can do is said by the capabilities below; code above this package asks
+    them, never the backend's name.
+    """
 
     name: str
     con: ibis.BaseBackend
+
+    # -- capabilities ------------------------------------------------------------------
+    #: files load through it: staging, checks and upserts with change counts (``load``)
+    supports_ingest: ClassVar[bool] = False
+    #: :meth:`transaction` is all-or-nothing (elsewhere its writes land one by one)
+    supports_transactions: ClassVar[bool] = False
+    #: ``order_items`` carry their order's contact, time and status (``_contact_id``,
+    #: ``_ordered_at``, ``_status``), kept right by ingestion, so rules need no join
+    keeps_order_line_copies: ClassVar[bool] = False
+    #: builtin ``epoch()`` / ``epoch_us()`` read an instant as a number, much faster than
+    #: time-zone aware date arithmetic (DuckDB's ICU calendar)
+    has_epoch_functions: ClassVar[bool] = False
 
     # -- reading -----------------------------------------------------------------------
     def table(self, name: str) -> ir.Table:
@@ -126,6 +143,18 @@ class Warehouse(ABC):
 
     def close(self) -> None:
         self.con.disconnect()
+
+
+def warehouse_class(backend: ibis.BaseBackend) -> type[Warehouse]:
+    """The Warehouse class of an Ibis connection, for its capabilities where only an
+    expression is at hand (``warehouse_class(expr.get_backend()).has_epoch_functions``)."""
+    if backend.name == "duckdb":
+        from segmentum.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse
+    from segmentum.warehouse.spark import SparkWarehouse
+
+    return SparkWarehouse
 
 
 def connect(config: WorkspaceConfig) -> Warehouse:

@@ -62,6 +62,10 @@ def _uncompressed_columns(schema) -> str:
 
 class DuckDBWarehouse(Warehouse):
     name = "duckdb"
+    supports_ingest = True
+    supports_transactions = True
+    keeps_order_line_copies = True
+    has_epoch_functions = True
 
     def __init__(self, config: WorkspaceConfig):
         self.config = config

@@ -40,7 +40,7 @@ from segmentum.analytics.rfm._edges import bin_counts, quantile_edges
 from segmentum.analytics.rfm._segment_map import AXES, NO_ORDERS, SegmentMap, load_segment_map
 from segmentum.clock import to_utc
 from segmentum.errors import NotFittedError, UsageError, WorkspaceError
-from segmentum.warehouse.base import ViewOver
+from segmentum.warehouse.base import ViewOver, warehouse_class
 
 __all__ = [
     "RFM",
@@ -180,10 +180,10 @@ def _epoch_seconds(ts: ir.TimestampValue) -> ir.NumericValue:
     reads the instant directly. Other backends keep Ibis' own translation.
     """
     try:
-        on_duckdb = ts.get_backend().name == "duckdb"
+        has_epoch = warehouse_class(ts.get_backend()).has_epoch_functions
     except IbisError:  # unbound, or several backends: nothing to specialise for
-        on_duckdb = False
-    return _duckdb_epoch(ts) if on_duckdb else ts.epoch_seconds()
+        has_epoch = False
+    return _duckdb_epoch(ts) if has_epoch else ts.epoch_seconds()
 
 
 def order_metrics(
