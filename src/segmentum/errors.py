@@ -208,10 +208,21 @@ class RenderError(ActivationError):
 
 
 class ChannelError(ActivationError):
-    """A channel refused or failed a message."""
+    """A channel refused or failed a message.
+
+    ``transient``: trying again later may succeed (a 4xx SMTP reply, an HTTP 5xx, a
+    timeout); ``uncertain``: the message may have been delivered all the same (the
+    connection broke after it was handed over), so it must not be resent blindly."""
 
     code = "channel"
     http_status = 502
+
+    def __init__(
+        self, message: str = "", *, transient: bool = False, uncertain: bool = False, **kw: Any
+    ) -> None:
+        super().__init__(message, transient=transient, uncertain=uncertain, **kw)
+        self.transient = transient
+        self.uncertain = uncertain
 
 
 class ConsentError(ActivationError):
