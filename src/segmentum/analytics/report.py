@@ -57,6 +57,7 @@ __all__ = [
     "cohort_result",
     "clv_holdout",
     "default_as_of",
+    "rfm_table_as_of",
     "default_holdout_weeks",
     "render_template",
 ]
@@ -193,10 +194,18 @@ def _stored_rfm(ws) -> tuple[Any, _dt.datetime, int] | None:
     return t, as_of.to_pydatetime(), int(meta["levels"].iloc[0])
 
 
-def default_as_of(ws) -> _dt.datetime:
-    """The date of the workspace's `rfm` table, or now when it has none."""
+def rfm_table_as_of(ws) -> _dt.datetime | None:
+    """The date the workspace's `rfm` table was scored as of, None without one."""
     stored = _stored_rfm(ws)
-    return stored[1] if stored is not None else to_utc(None)
+    return stored[1] if stored is not None else None
+
+
+def default_as_of(ws) -> _dt.datetime:
+    """The date of the workspace's `rfm` table; without one, now or the end of the newest
+    data's day (:func:`segmentum.analytics.freshness.resolve_as_of`)."""
+    from segmentum.analytics.freshness import resolve_as_of
+
+    return rfm_table_as_of(ws) or resolve_as_of(ws, None).time
 
 
 @dataclass
@@ -457,7 +466,7 @@ def build_report(
     """Write the self-contained HTML report of a workspace to ``out`` (see module doc).
 
     ``as_of`` (date, datetime or ISO string; UTC) defaults to the date of the workspace's
-    ``rfm`` table, or now when there is none. ``holdout_weeks`` defaults to half the order
+    ``rfm`` table, or without one to now or the end of the newest data's day. ``holdout_weeks`` defaults to half the order
     history, 4 to 52 weeks.
     """
     out = Path(out)

@@ -12,20 +12,21 @@ holdout period and says how the tracking curve's cumulative figure differs from 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from segmentum.cli.common import (
-    AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
+    as_of_for,
     console,
     emit_json,
     open_ws,
     parse_as_of,
+    working,
 )
 
 __all__ = ["app"]
@@ -51,11 +52,6 @@ def _model_kwargs(model: str | None) -> dict:
     return {} if model is None else {"model": model}
 
 
-def _working(message: str, as_json: bool):
-    """A spinner while the models fit; nothing with --json (stdout is one JSON object)."""
-    return contextlib.nullcontext() if as_json else console.status(message)
-
-
 def _params_table(title: str, models: dict) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("model")
@@ -71,7 +67,7 @@ def _params_table(title: str, models: dict) -> Table:
 @app.command("fit")
 def fit_cmd(
     workspace: WorkspaceOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     horizon_days: Annotated[
         int,
         typer.Option(
@@ -85,15 +81,15 @@ def fit_cmd(
     every buyer."""
     from segmentum.analytics.clv import CLV_MODELS_TABLE, CLV_TABLE, compute_clv
 
-    when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
-        with _working("Summarising orders and fitting the CLV models...", as_json):
+        chosen = as_of_for(ws, as_of, as_json=as_json)
+        with working("Summarising orders and fitting the CLV models...", as_json):
             result = compute_clv(
-                ws, as_of=when, horizon_days=horizon_days, **_model_kwargs(model)
+                ws, as_of=chosen.time, horizon_days=horizon_days, **_model_kwargs(model)
             )
     info = result.overview()
     if as_json:
-        emit_json({**info, "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
+        emit_json({**info, **chosen.to_dict(), "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
         return
     title = f"CLV models as of {result.as_of:%Y-%m-%d %H:%M} UTC"
     console.print(_params_table(title, info["models"]))
@@ -156,7 +152,7 @@ def holdout_cmd(
     cal = parse_as_of(calibration_end)
     end = parse_as_of(holdout_end)
     with open_ws(workspace) as ws:
-        with _working("Fitting on the calibration period...", as_json):
+        with working("Fitting on the calibration period...", as_json):
             report = calibration_holdout(
                 ws.table("orders"), start, cal, end, **_model_kwargs(model)
             )

@@ -17,15 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 from segmentum.cli.common import (
-    AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
     console,
+    as_of_for,
     emit_json,
     is_missing,
     open_ws,
     out_option,
-    parse_as_of,
 )
 from segmentum.errors import UsageError
 
@@ -73,6 +73,7 @@ def cohort_table(res: CohortResult, max_periods: int = 24) -> Table:
     )
     table.add_column("cohort", style="bold", no_wrap=True)
     table.add_column("size", justify="right")
+    table.keep_columns = 2  # each part of a split grid repeats them (cli.tables)
     periods = list(res.matrix.columns)[:max_periods]
     for k in periods:
         table.add_column(str(k), justify="right")
@@ -135,17 +136,17 @@ def cohorts_cmd(
         str | None,
         typer.Option("--heatmap", help="Heatmap file: .html, .json (Vega-Lite), .svg, .png."),
     ] = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Cohort matrix: retention, orders, revenue, average check, LTV or open rate by period."""
     from segmentum.analytics.cohorts import cohort_matrix, save_heatmap
 
-    when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
+        chosen = as_of_for(ws, as_of, as_json=as_json)
         res = cohort_matrix(
-            ws, by=by, period=period, metric=metric, as_of=when, start=start,
+            ws, by=by, period=period, metric=metric, as_of=chosen.time, start=start,
             per_member=per_member, include_incomplete=include_incomplete,
         )
     written = {}
@@ -154,7 +155,7 @@ def cohorts_cmd(
     if heatmap:
         written["heatmap"] = save_heatmap(res, heatmap)
     if as_json:
-        emit_json({**res.to_dict(), **written})
+        emit_json({**res.to_dict(), **chosen.to_dict(), **written})
         return
     if res.sizes.empty:
         console.print("No cohorts: no contact qualifies before this date.")

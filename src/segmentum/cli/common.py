@@ -32,6 +32,7 @@ from segmentum.clock import to_utc
 from segmentum.errors import SegmentumError
 
 if TYPE_CHECKING:
+    from segmentum.analytics.freshness import AsOf
     from segmentum.workspace import Workspace
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "WorkspaceOpt",
     "JsonOpt",
     "AsOfOpt",
+    "DataAsOfOpt",
     "OutOpt",
     "as_of_option",
     "out_option",
@@ -47,6 +49,8 @@ __all__ = [
     "emit_json",
     "to_jsonable",
     "parse_as_of",
+    "as_of_for",
+    "working",
     "json_errors",
     "is_missing",
     "WORKSPACE_HELP",
@@ -85,6 +89,11 @@ def as_of_option(help: str) -> Any:
 
 
 AsOfOpt = as_of_option("Evaluate as of this date/time (ISO 8601, UTC). Default: now.")
+#: the --as-of of analyses, resolved with :func:`as_of_for`
+DataAsOfOpt = as_of_option(
+    "Evaluate as of this date/time (ISO 8601, UTC, or 'now'). Default: now, or the end of "
+    "the newest data's day when the data stop more than a day before now."
+)
 
 
 def out_option(help: str) -> Any:
@@ -110,6 +119,30 @@ def parse_as_of(value: str | None, *, default_now: bool = True) -> _dt.datetime 
     if value is None and not default_now:
         return None
     return to_utc(value)
+
+
+def as_of_for(
+    ws: Workspace, value: str | None, *, as_json: bool = False, default: Any = None
+) -> AsOf:
+    """A command's as-of on its workspace: given, or the data-aware default (the rule of
+    :mod:`segmentum.analytics.freshness`; ``default``: a command's own). Its warning (an
+    as-of after the data) and note (which default was taken) go once to stderr; with --json
+    they go in the JSON instead (``.to_dict()``: as_of, as_of_rule, newest_data, warnings)."""
+    from segmentum.analytics.freshness import resolve_as_of
+
+    chosen = resolve_as_of(ws, value, default=default)
+    if not as_json:
+        for warning in chosen.warnings:
+            err_console.print(f"Warning: {warning}", style="yellow")
+        for note in chosen.notes:
+            err_console.print(note, style="dim")
+    return chosen
+
+
+def working(message: str, quiet: bool = False):
+    """A spinner on the console while a command computes; nothing when ``quiet`` (--json:
+    stdout is one JSON object)."""
+    return contextlib.nullcontext() if quiet else console.status(message)
 
 
 def is_missing(x: Any) -> bool:

@@ -25,10 +25,11 @@ from segmentum.cli.common import (
     JsonOpt,
     WorkspaceOpt,
     as_of_option,
+    as_of_for,
     console,
     emit_json,
     open_ws,
-    parse_as_of,
+    working,
 )
 
 __all__ = ["app"]
@@ -36,8 +37,9 @@ __all__ = ["app"]
 app = typer.Typer()
 
 AsOfOpt = as_of_option(
-    "As of this date/time (ISO 8601, UTC). Default: the date of the workspace's rfm table, "
-    "else now."
+    "As of this date/time (ISO 8601, UTC, or 'now'). Default: the date of the workspace's "
+    "rfm table, else now or the end of the newest data's day when the data stop more than "
+    "a day before now."
 )
 HoldoutOpt = Annotated[
     int | None,
@@ -76,19 +78,15 @@ def report_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a self-contained HTML report: KPIs, RFM grid, cohort heatmap, CLV holdout."""
-    from segmentum.analytics.report import build_report
+    from segmentum.analytics.report import build_report, rfm_table_as_of
 
-    when = parse_as_of(as_of, default_now=False)
     with open_ws(workspace) as ws:
-        if as_json:
-            rep = build_report(ws, out, when, rfm_color=color.value,
+        chosen = as_of_for(ws, as_of, as_json=as_json, default=rfm_table_as_of(ws))
+        with working("Computing RFM, cohorts and the CLV holdout check...", as_json):
+            rep = build_report(ws, out, chosen.time, rfm_color=color.value,
                                holdout_weeks=holdout_weeks)
-        else:
-            with console.status("Computing RFM, cohorts and the CLV holdout check..."):
-                rep = build_report(ws, out, when, rfm_color=color.value,
-                                   holdout_weeks=holdout_weeks)
     if as_json:
-        emit_json(rep.to_dict())
+        emit_json({**rep.to_dict(), **chosen.to_dict()})
         return
     console.print(
         f"Wrote [bold]{rep.path}[/] ({rep.path.stat().st_size / 1e6:.1f} MB) - "
@@ -135,12 +133,7 @@ def chart_cmd(
 ) -> None:
     """Draw one chart: the RFM grid, the cohort heatmap or a CLV holdout plot."""
     from segmentum.analytics import charts
-    from segmentum.analytics.report import (
-        clv_holdout,
-        cohort_result,
-        default_as_of,
-        rfm_summary,
-    )
+    from segmentum.analytics.report import rfm_table_as_of
     from segmentum.errors import UsageError
 
     suffix = out.suffix.lower()
@@ -151,21 +144,26 @@ def chart_cmd(
         )
     if not out.parent.exists():
         raise UsageError(f"Cannot write {str(out)!r}: folder {out.parent} does not exist.")
-    when = parse_as_of(as_of, default_now=False)
-    with open_ws(workspace) as ws, console.status(f"Drawing the {kind.value} chart..."):
-        when = when or default_as_of(ws)
-        if kind is ChartKind.rfm:
-            summary = rfm_summary(ws, when)
-            chart = charts.rfm_grid(summary.cells, color=color.value, m=m)
-        elif kind is ChartKind.cohorts:
-            result = cohort_result(ws, when, period=period, metric=metric, by=by,
-                                   max_cohorts=None)
-            chart = charts.cohort_heatmap(result)
-        else:
-            check = clv_holdout(ws, when, holdout_weeks)
-            if kind is ChartKind.clv:
-                chart = charts.clv_tracking(check.report.tracking)
-            else:
-                chart = charts.clv_by_frequency(check.report.by_frequency)
+    with open_ws(workspace) as ws:
+        when = as_of_for(ws, as_of, default=rfm_table_as_of(ws)).time
+        with working(f"Drawing the {kind.value} chart..."):
+            chart = _chart(ws, kind, when, color=color.value, m=m, period=period,
+                           metric=metric, by=by, holdout_weeks=holdout_weeks)
         path = charts.save_chart(chart, out, scale=scale)
     console.print(f"Wrote [bold]{path}[/] ({kind.value} as of {when:%Y-%m-%d}).")
+
+
+def _chart(ws, kind: ChartKind, when, *, color, m, period, metric, by, holdout_weeks):
+    """The Altair chart of one kind, as of ``when``."""
+    from segmentum.analytics import charts
+    from segmentum.analytics.report import clv_holdout, cohort_result, rfm_summary
+
+    if kind is ChartKind.rfm:
+        return charts.rfm_grid(rfm_summary(ws, when).cells, color=color, m=m)
+    if kind is ChartKind.cohorts:
+        result = cohort_result(ws, when, period=period, metric=metric, by=by, max_cohorts=None)
+        return charts.cohort_heatmap(result)
+    check = clv_holdout(ws, when, holdout_weeks)
+    if kind is ChartKind.clv:
+        return charts.clv_tracking(check.report.tracking)
+    return charts.clv_by_frequency(check.report.by_frequency)

@@ -17,9 +17,10 @@ from rich.columns import Columns
 from rich.table import Table
 
 from segmentum.cli.common import (
-    AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
+    as_of_for,
     console,
     emit_json,
     is_missing,
@@ -220,7 +221,7 @@ def rfm(
     ctx: typer.Context,
     workspace: WorkspaceOpt = None,
     levels: LevelsOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     monetary: MonetaryOpt = "sum",
     thresholds: ThresholdsOpt = None,
     segment_map: SegmentMapOpt = None,
@@ -232,11 +233,11 @@ def rfm(
         return
     from segmentum.analytics.rfm import compute_rfm
 
-    when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
+        chosen = as_of_for(ws, as_of, as_json=as_json)
         res = compute_rfm(
             ws,
-            as_of=when,
+            as_of=chosen.time,
             levels=_levels_of(levels, thresholds),
             monetary=monetary,
             thresholds=thresholds,
@@ -246,7 +247,7 @@ def rfm(
     if as_json:
         from segmentum.analytics.shares import for_grid, for_segments
 
-        emit_json({**res.to_dict(), "cells": for_grid(res.cells),
+        emit_json({**res.to_dict(), **chosen.to_dict(), "cells": for_grid(res.cells),
                    "names": for_segments(res.names)})
     else:
         _print_result(res)
