@@ -17,8 +17,10 @@ from rich.table import Table
 
 from segmentum.cli.common import (
     AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
+    as_of_for,
     console,
     emit_json,
     is_missing,
@@ -170,19 +172,19 @@ def lifestage_cmd(
         bool,
         typer.Option("--write/--no-write", help=f"Store estimates in table {LIFESTAGE_TABLE}."),
     ] = True,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate each contact's child's age now; demand by age band vs. SKUs in stock."""
     from segmentum.analytics.lifestage import lifestage
 
-    when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
-        res = lifestage(ws, when, min_demand_share=min_demand_share, thin_ratio=thin_ratio,
-                        write=write)
+        chosen = as_of_for(ws, as_of, as_json=as_json)
+        res = lifestage(ws, chosen.time, min_demand_share=min_demand_share,
+                        thin_ratio=thin_ratio, write=write)
     if as_json:
-        emit_json(res.to_dict())
+        emit_json({**res.to_dict(), **chosen.to_dict()})
         return
     console.print(
         f"{res.n_contacts:,} contacts with an age-targeted purchase; "

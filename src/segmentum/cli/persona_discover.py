@@ -18,15 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from segmentum.cli.common import (
-    AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
+    as_of_for,
     console,
     emit_json,
     is_missing,
     json_errors,
     open_ws,
-    parse_as_of,
 )
 from segmentum.errors import UsageError
 
@@ -137,7 +137,7 @@ def discover_cmd(
             "adjusted Rand index.",
         ),
     ] = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -148,8 +148,9 @@ def discover_cmd(
     with json_errors(as_json):
         if auto and k is not None:
             raise UsageError("Give either --k or --auto, not both.")
-        when = parse_as_of(as_of)
         with open_ws(workspace) as ws:
+            chosen = as_of_for(ws, as_of, as_json=as_json)
+            when = chosen.time
             k_ = DEFAULT_K if k is None else k
             res = _discover(ws, when, k_, auto, seed, sample, quiet=as_json)
             agreement = truth_agreement(res, truth) if truth else None
@@ -157,7 +158,8 @@ def discover_cmd(
                 save_personas(ws, res)
             segments = save_segments(ws, res) if save_segments_ else []
     if as_json:
-        emit_json({**res.to_dict(), "saved": saving, "segments": segments, "truth": agreement})
+        emit_json({**res.to_dict(), **chosen.to_dict(), "saved": saving, "segments": segments,
+                   "truth": agreement})
     else:
         _show(res, agreement, saving, segments)
 
