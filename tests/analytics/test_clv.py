@@ -679,7 +679,7 @@ def test_cdnow_holdout_on_the_papers_sample_is_about_4_percent_under(cdnow_ws, c
 
 @pytest.mark.slow
 def test_cdnow_mbgnbd_against_bgnbd_on_the_holdout(cdnow_ws):
-    """The figures behind the default model (purchase_models.py's docstring, 2026-12-04).
+    """The figures behind the default model (purchase_models.py's docstring, 2026-12-03).
 
     The MBG/NBD fits the calibration period better, but the BG/NBD is as good or better on
     the holdout: repeat purchases and who buys again (Brier score), one-time buyers included.

@@ -5,7 +5,7 @@ checked against computations that share nothing with the implementation:
   numerical integral of the individual-level story over lambda ~ Gamma(r, alpha) and
   p ~ Beta(a, b) (``scipy.integrate.quad``, the Beta and Gamma densities as algebraic weights);
 * lifetimes 0.11.3's ``ModifiedBetaGeoFitter`` on the CDNOW sample (values computed with
-  that package on 2026-12-04, pinned here: it is not a dependency).
+  that package on 2026-12-03, pinned here: it is not a dependency).
 
 Individual level, MBG/NBD: alive, a contact buys at rate lambda; at the first purchase and
 after each repeat purchase it drops out with probability p. The BG/NBD has no chance at the

@@ -2,7 +2,7 @@
 
 ``DEFAULT_MODEL`` stays the BG/NBD: on the CDNOW calibration / holdout check (first
 purchases 1997-01-01 .. 1997-09-30, holdout to 1998-06-30, 23,570 customers; measured
-2026-12-04) the MBG/NBD fits the calibration period a little better (log-likelihood
+2026-12-03) the MBG/NBD fits the calibration period a little better (log-likelihood
 -95,337.0 vs. -95,368.4) but is not better on the holdout: repeat purchases in the holdout
 -19.1% vs. -14.3%, and who buys again there (Brier score) 0.1661 vs. 0.1654, one-time buyers
 0.1254 vs. 0.1251 (predicted share buying 12.0% and 16.5%, actual 14.6%). Choose the
