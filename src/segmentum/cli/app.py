@@ -24,10 +24,12 @@ from segmentum.cli import (
     drilldown,
     export,
     funnel,
+    keys,
     persona,
     report,
     rfm,
     segment,
+    serve,
     template,
     trigger,
 )
@@ -62,7 +64,7 @@ def _global(
 # in the order of the pipeline: data in, analytics, segments, personas, activation
 for _module in (
     data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export,
-    campaign, apply, trigger, template,
+    campaign, apply, trigger, template, serve, keys,
 ):
     app.add_typer(_module.app)
 

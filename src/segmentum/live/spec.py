@@ -252,7 +252,8 @@ def _require(kind: str, event: dict, user_id: str | None, anonymous_id: str | No
         if not _id(event, "previousId"):
             raise _Invalid("previousId", "an alias call needs `previousId`, the id it replaces")
     elif not (user_id or anonymous_id):
-        raise _Invalid("userId", f"a {kind} call needs `userId` or `anonymousId`")
+        article = "an" if kind == "identify" else "a"
+        raise _Invalid("userId", f"{article} {kind} call needs `userId` or `anonymousId`")
     if kind == "track":
         name = event.get("event")
         if not isinstance(name, str) or not name.strip():
