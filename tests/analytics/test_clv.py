@@ -571,6 +571,7 @@ def test_cli_clv_fit_and_holdout_print_json(make_ws, tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["horizon_days"] == 90 and set(out["models"]) == {"bgnbd", "gamma_gamma"}
+    assert out["as_of"] == "2022-10-03T00:00:00+00:00" and out["warnings"] == []
     res = runner.invoke(
         app,
         ["clv", "holdout", "-w", path, "--calibration-start", "2022-01-03",

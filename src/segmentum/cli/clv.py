@@ -12,6 +12,8 @@ holdout period and says how the tracking curve's cumulative figure differs from 
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Annotated
 
 import typer
@@ -24,6 +26,7 @@ from segmentum.cli.common import (
     as_of_for,
     console,
     emit_json,
+    err_console,
     open_ws,
     parse_as_of,
     working,
@@ -50,6 +53,25 @@ ModelOpt = Annotated[
 
 def _model_kwargs(model: str | None) -> dict:
     return {} if model is None else {"model": model}
+
+
+@contextlib.contextmanager
+def _fitting(message: str, as_json: bool):
+    """A spinner while the models fit; their warnings (a fit that did not converge) become
+    the yielded list, printed as one line each (with --json, the caller puts them in the
+    JSON), instead of Python's warning output."""
+    with warnings.catch_warnings(record=True) as caught, working(message, as_json):
+        warnings.simplefilter("always", RuntimeWarning)
+        found: list[str] = []
+        yield found
+    for w in caught:
+        if issubclass(w.category, RuntimeWarning) and "did not converge" in str(w.message):
+            found.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not as_json:
+        for text in dict.fromkeys(found):
+            err_console.print(f"Warning: {text}", style="yellow")
 
 
 def _params_table(title: str, models: dict) -> Table:
@@ -83,13 +105,14 @@ def fit_cmd(
 
     with open_ws(workspace) as ws:
         chosen = as_of_for(ws, as_of, as_json=as_json)
-        with working("Summarising orders and fitting the CLV models...", as_json):
+        with _fitting("Summarising orders and fitting the CLV models...", as_json) as fit:
             result = compute_clv(
                 ws, as_of=chosen.time, horizon_days=horizon_days, **_model_kwargs(model)
             )
     info = result.overview()
     if as_json:
-        emit_json({**info, **chosen.to_dict(), "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
+        emit_json({**info, **chosen.to_dict(), "warnings": chosen.warnings + fit,
+                   "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
         return
     title = f"CLV models as of {result.as_of:%Y-%m-%d %H:%M} UTC"
     console.print(_params_table(title, info["models"]))
@@ -152,12 +175,12 @@ def holdout_cmd(
     cal = parse_as_of(calibration_end)
     end = parse_as_of(holdout_end)
     with open_ws(workspace) as ws:
-        with working("Fitting on the calibration period...", as_json):
+        with _fitting("Fitting on the calibration period...", as_json) as fit:
             report = calibration_holdout(
                 ws.table("orders"), start, cal, end, **_model_kwargs(model)
             )
     if as_json:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "warnings": fit})
         return
     m = report.model
     console.print(

@@ -270,26 +270,29 @@ class BGNBD:
         out = front * rest
         return scalar_or_array(out, t)
 
+    @staticmethod
+    def _ahead(t: Any, frequency: Any, recency: Any, T: Any) -> list[np.ndarray]:
+        """(t, x, t_x, T) checked and broadcast to one shape: a horizon after each history."""
+        x, t_x, T_ = check_rfm(frequency, recency, T)
+        tt = as_array(t, "t")
+        if (tt < 0).any():
+            raise UsageError("t must be 0 or more.")
+        return np.broadcast_arrays(tt, x, t_x, T_)
+
     def conditional_expected_number_of_purchases_up_to_time(
         self, t: Any, frequency: Any, recency: Any, T: Any
     ) -> float | np.ndarray:
         """E[Y(t) | x, t_x, T]: expected purchases in (T, T + t] (FHL 2005 eq. 10;
         BDF 2007 eq. 9, where x + 1 dropout chances replace x)."""
         r, alpha, a, b = self._p()
-        x, t_x, T_ = check_rfm(frequency, recency, T)
-        tt = as_array(t, "t")
-        if (tt < 0).any():
-            raise UsageError("t must be 0 or more.")
-        tt, x, t_x, T_ = np.broadcast_arrays(tt, x, t_x, T_)
+        tt, x, t_x, T_ = self._ahead(t, frequency, recency, T)
         n = x + self.start_dropout
         z = tt / (alpha + T_ + tt)
         rest = _one_minus_scaled_hyp2f1(
             (r + x) * np.log((alpha + T_) / (alpha + T_ + tt)), r + x, b + n, a + b + n - 1, z
         )
         numerator = (a + b + n - 1) / (a - 1) * rest
-        p_alive = self.conditional_probability_alive(
-            np.atleast_1d(x), np.atleast_1d(t_x), np.atleast_1d(T_)
-        )
+        p_alive = self.conditional_probability_alive(x, t_x, T_)
         return scalar_or_array(numerator * p_alive, t, frequency, recency, T)
 
     def conditional_probability_of_purchase(
@@ -304,13 +307,7 @@ class BGNBD:
         P(alive) itself, one-time buyers included.
         """
         r, alpha, _, _ = self._p()
-        x, t_x, T_ = check_rfm(frequency, recency, T)
-        tt = as_array(t, "t")
-        if (tt < 0).any():
-            raise UsageError("t must be 0 or more.")
-        tt, x, t_x, T_ = np.broadcast_arrays(tt, x, t_x, T_)
+        tt, x, t_x, T_ = self._ahead(t, frequency, recency, T)
         quiet = (r + x) * np.log((alpha + T_) / (alpha + T_ + tt))
-        p_alive = self.conditional_probability_alive(
-            np.atleast_1d(x), np.atleast_1d(t_x), np.atleast_1d(T_)
-        )
+        p_alive = self.conditional_probability_alive(x, t_x, T_)
         return scalar_or_array(-np.expm1(quiet) * p_alive, t, frequency, recency, T)
