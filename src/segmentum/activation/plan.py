@@ -120,13 +120,13 @@ class Plan:
         return self.first_counts().get("scheduled", 0) > 0
 
     def _finish(self, chunk: list[dict], template, reserve: bool) -> list[Decision]:
-        times = _send_times(self.ws, self.campaign, self.channel, self.run_at, chunk)
+        times = _send_times(self.campaign, self.run_at, chunk)
         out: dict[str, Decision] = {}
         todo = []
         for row, (send_at, moved) in zip(chunk, times, strict=True):
             cid = row["contact_id"]
             if row["outcome"] != "scheduled":
-                when = send_at if row["outcome"] == "control" and row["reason"] is None else None
+                when = send_at if _wants_time(row) else None
                 out[cid] = Decision(cid, row["outcome"], row["arm"], row["reason"], None, when)
                 continue
             outcome = "quiet_hours_deferred" if moved else "scheduled"
@@ -214,7 +214,8 @@ def plan_send(
     channel = _channel(ws, campaign, channels)
     epoch = None if campaign.transactional else ControlGroups(ws).current(run_at)
     audience = audience_table(ws, campaign, run_at, contact_ids)
-    rows = _first_stage(ws, campaign, channel, audience, epoch)
+    first = _first_stage(ws, campaign, channel, audience, epoch, run_at)
+    rows = _with_hours(ws, campaign, channel, run_at, first)
     return Plan(ws, campaign, origin, run_at, rows, channel, epoch.epoch if epoch else 0,
                 dict(trigger_data or {}))
 
@@ -236,16 +237,19 @@ def _channel(ws, campaign: Campaign, channels: dict | None):
     return channels[campaign.channel]
 
 
-def _first_stage(ws, campaign: Campaign, channel, audience: ir.Table, epoch) -> pa.Table:
-    """contact_id, arm, outcome, reason, to, tz for every audience contact, in one query."""
+def _first_stage(ws, campaign: Campaign, channel, audience: ir.Table, epoch, at) -> pa.Table:
+    """contact_id, arm, outcome, reason, to, tz for every audience contact, in one query
+    (tz: the contact's time zone, else the send settings' one)."""
+    from segmentum.activation.channels.config import load_settings
     from segmentum.activation.consent import ConsentPolicy
 
     c = ws.warehouse.table("contacts")
     address = c[channel.address_field].cast("string") if channel.address_field in c.columns else ibis.null("string")
-    tz = c.timezone if "timezone" in c.columns else ibis.null("string")
+    fallback = ibis.literal(load_settings(ws).timezone, type="string")
+    tz = c.timezone.nullif("").fill_null(fallback) if "timezone" in c.columns else fallback
     known = c.select(contact_id=c.contact_id, to=address, tz=tz, _known=ibis.literal(True))
     base = audience.left_join(known, "contact_id").select(audience.contact_id, "to", "tz", "_known")
-    consent = ConsentPolicy(ws).filter(base.select("contact_id"), channel, campaign.transactional)
+    consent = ConsentPolicy(ws).filter(base.select("contact_id"), channel, campaign.transactional, at)
     base = base.left_join(consent, "contact_id").select(base, consent.allowed, consent.reason)
     arm = arm_expr(base.contact_id, epoch, campaign.salt, campaign.control_pct,
                    transactional=campaign.transactional)
@@ -279,26 +283,43 @@ def _template(ws, campaign: Campaign):
     return Template.from_mapping(campaign.name, campaign.content.model_dump(exclude_none=True))
 
 
-def _send_times(ws, campaign: Campaign, channel, run_at, chunk: Sequence[dict]) -> list[tuple]:
-    """(send time, moved by quiet hours) per row: None for rows that get no message."""
+def _wants_time(row: dict) -> bool:
+    """Rows that get a send time: messages, and controls that would have had one."""
+    return row["outcome"] == "scheduled" or (row["outcome"] == "control" and row["reason"] is None)
+
+
+def _with_hours(ws, campaign: Campaign, channel, run_at, rows: pa.Table) -> pa.Table:
+    """``rows`` with ``hour``: the local hour to send at (optimised: each contact's best
+    hour, read once for the whole audience; fixed: ``send_hour``; else null)."""
+    import pyarrow.compute as pc
+
+    if campaign.send_time != "optimised":
+        hour = campaign.send_hour if campaign.send_time == "fixed" else None
+        return rows.append_column("hour", pa.array([hour] * rows.num_rows, pa.int64()))
+    from segmentum.activation.send_time import best_hours
+
+    wanted = pc.or_(pc.equal(rows["outcome"], "scheduled"),
+                    pc.and_(pc.equal(rows["outcome"], "control"), pc.is_null(rows["reason"])))
+    ids = rows.filter(wanted).select(["contact_id"])
+    if ids.num_rows == 0:
+        return rows.append_column("hour", pa.nulls(rows.num_rows, pa.int64()))
+    best = best_hours(ws, channel.kind, run_at, ibis.memtable(ids)).to_pyarrow()
+    best = best.select(["contact_id", "hour_local"]).rename_columns(["contact_id", "hour"])
+    return rows.join(best, "contact_id", join_type="left outer").sort_by("contact_id")
+
+
+def _send_times(campaign: Campaign, run_at, chunk: Sequence[dict]) -> list[tuple]:
+    """(send time, moved by quiet hours) per row: (None, False) for rows without one."""
     from segmentum.activation.send_time import next_send_times
 
-    wanted = [r["outcome"] == "scheduled" or (r["outcome"] == "control" and r["reason"] is None)
-              for r in chunk]
-    ids = [r["contact_id"] for r, w in zip(chunk, wanted, strict=True) if w]
-    tzs = [r["tz"] for r, w in zip(chunk, wanted, strict=True) if w]
-    if campaign.send_time == "optimised" and ids:
-        from segmentum.activation.send_time import best_hours
-
-        best = best_hours(ws, channel.kind, run_at, ids).to_pyarrow().to_pydict()
-        hour = dict(zip(best["contact_id"], best["hour_local"], strict=True))
-        times = next_send_times([hour.get(c) for c in ids], tzs, run_at)
-        times = [t or run_at for t in times]
-    elif campaign.send_time == "fixed":
-        times = next_send_times([campaign.send_hour] * len(ids), tzs, run_at)
+    wanted = [_wants_time(r) for r in chunk]
+    rows = [r for r, w in zip(chunk, wanted, strict=True) if w]
+    tzs = [r["tz"] for r in rows]
+    if campaign.send_time is None:
+        times = [run_at] * len(rows)
     else:
-        times = [run_at] * len(ids)
-    moved = [False] * len(ids)
+        times = [t or run_at for t in next_send_times([r["hour"] for r in rows], tzs, run_at)]
+    moved = [False] * len(rows)
     if campaign.quiet_hours is not None:
         times, moved = _quiet(campaign, times, tzs)
     it = iter(zip(times, moved, strict=True))
