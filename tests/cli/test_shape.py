@@ -125,3 +125,17 @@ def test_sub_apps_are_typer_apps_assembled_in_app_py():
     for module, name in ((rfm, "rfm"), (clv, "clv"), (segment, "segment"), (persona, "persona")):
         assert isinstance(module.app, typer.Typer)
         assert name in get_command(app).commands
+
+
+# Commands where --json cannot apply, each with the reason. None today: even `demo` and
+# `chart`, which write files, report what they wrote as one JSON object.
+NO_JSON: dict[str, str] = {}
+
+
+def test_every_command_has_json():
+    missing = [
+        " ".join(path) for path, cmd in _commands()
+        if " ".join(path) not in NO_JSON
+        and not any("--json" in getattr(p, "opts", ()) for p in cmd.params)
+    ]
+    assert not missing, f"commands without --json: {missing}"

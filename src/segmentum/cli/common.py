@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from segmentum.cli.tables import FittingConsole
 from segmentum.clock import to_utc
 from segmentum.errors import SegmentumError
 
@@ -56,8 +56,8 @@ __all__ = [
     "WORKSPACE_HELP",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+console = FittingConsole()  # tables split or widened to be read whole (cli.tables)
+err_console = FittingConsole(stderr=True)
 
 WORKSPACE_HELP = "Workspace: a DuckDB file (default ./segmentum.duckdb) or a workspace YAML."
 

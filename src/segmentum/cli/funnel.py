@@ -51,6 +51,7 @@ def funnel_table(f: Funnel) -> Table:
     """Rich table of a funnel: the funnel stages, then the won / lost stages apart."""
     title = "Deal funnel" + (f" - pipeline {f.pipeline}" if f.pipeline else "")
     table = Table(title=f"{title} as of {f.as_of:%Y-%m-%d %H:%M} UTC", title_justify="left")
+    table.keep_columns = 2  # each part of a split table repeats # and stage (cli.tables)
     for name, justify in (
         ("#", "right"), ("stage", "left"), ("reached", "right"), ("entered", "right"),
         ("conv. prev", "right"), ("conv. first", "right"), ("now", "right"),

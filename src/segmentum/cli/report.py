@@ -130,6 +130,7 @@ def chart_cmd(
     holdout_weeks: HoldoutOpt = None,
     scale: Annotated[float, typer.Option("--scale", min=0.5, max=8, help="png: pixel scale.")]
     = 2.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Draw one chart: the RFM grid, the cohort heatmap or a CLV holdout plot."""
     from segmentum.analytics import charts
@@ -145,11 +146,15 @@ def chart_cmd(
     if not out.parent.exists():
         raise UsageError(f"Cannot write {str(out)!r}: folder {out.parent} does not exist.")
     with open_ws(workspace) as ws:
-        when = as_of_for(ws, as_of, default=rfm_table_as_of(ws)).time
-        with working(f"Drawing the {kind.value} chart..."):
+        chosen = as_of_for(ws, as_of, as_json=as_json, default=rfm_table_as_of(ws))
+        when = chosen.time
+        with working(f"Drawing the {kind.value} chart...", quiet=as_json):
             chart = _chart(ws, kind, when, color=color.value, m=m, period=period,
                            metric=metric, by=by, holdout_weeks=holdout_weeks)
         path = charts.save_chart(chart, out, scale=scale)
+    if as_json:
+        emit_json({"chart": kind.value, "file": path, **chosen.to_dict()})
+        return
     console.print(f"Wrote [bold]{path}[/] ({kind.value} as of {when:%Y-%m-%d}).")
 
 
