@@ -330,12 +330,7 @@ def _quiet(campaign: Campaign, times: list, tzs: list) -> tuple[list, list]:
     from segmentum.activation.quiet_hours import QuietHours
 
     q = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end)
-    memo: dict = {}
-    out = []
-    for t, tz in zip(times, tzs, strict=True):
-        if (t, tz) not in memo:
-            memo[(t, tz)] = q.next_allowed(t, tz)
-        out.append(memo[(t, tz)])
+    out = [q.next_allowed(t, tz) for t, tz in zip(times, tzs, strict=True)]
     return out, [a != b for a, b in zip(out, times, strict=True)]
 
 
