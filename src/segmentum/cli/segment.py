@@ -336,18 +336,61 @@ def refresh_cmd(
 
 
 @app.command("history")
-def history_cmd(name: Annotated[str, typer.Argument()], workspace: WorkspaceOpt = None,
-                as_json: JsonOpt = False) -> None:
-    """Size over time: one row per refresh with entries and exits."""
+def history_cmd(
+    name: Annotated[str, typer.Argument()],
+    members: Annotated[bool, typer.Option("--members", help="Also list who entered and who "
+                                          "left, with the time of each change.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only refreshes and changes at "
+                     "or after this time (ISO 8601, UTC).", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option("--until", help="... and at or before this time.",
+                     show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Changes to show (0 = all).")] = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Size over time: one row per refresh with entries and exits (--members: who)."""
     with json_errors(as_json), open_ws(workspace) as ws:
-        hist = _engine(ws).history(name)
+        eng = _engine(ws)
+        start, end = (parse_as_of(t, default_now=False) for t in (since, until))
+        hist = eng.history(name)
+        if start is not None:
+            hist = hist[hist.as_of >= start]
+        if end is not None:
+            hist = hist[hist.as_of <= end]
+        out: dict[str, Any] = {"segment": name, "since": start, "until": end, "refreshes": hist}
+        if members:
+            out.update(_changes(eng.changes(name, start, end), limit))
         if as_json:
-            emit_json({"segment": name, "refreshes": hist})
+            emit_json(out)
             return
-        if hist.empty:
-            console.print(f"[bold]{name}[/] has not been refreshed yet.", highlight=False)
-            return
+        _print_history(name, out)
+
+
+def _changes(changes, limit: int) -> dict[str, Any]:
+    """Counts of entries and exits, and the first ``limit`` changes (0: all)."""
+    counts = changes.change.value_counts().to_pyarrow().to_pylist()
+    n = {r["change"]: r["change_count"] for r in counts}
+    shown = (changes if limit == 0 else changes.limit(limit)).to_pandas()
+    return {"entered": n.get("entered", 0), "exited": n.get("exited", 0), "changes": shown}
+
+
+def _print_history(name: str, out: dict[str, Any]) -> None:
+    hist = out["refreshes"]
+    if hist.empty:
+        console.print(f"[bold]{name}[/] has no refresh in that time." if out["since"] or
+                      out["until"] else f"[bold]{name}[/] has not been refreshed yet.",
+                      highlight=False)
+    else:
         console.print(_frame_table(hist, f"History of {name}"))
+    if "changes" not in out:
+        return
+    changes = out["changes"]
+    total = out["entered"] + out["exited"]
+    console.print(f"{out['entered']:,} entered, {out['exited']:,} exited"
+                  + (f"; the first {len(changes):,} of {total:,} changes:" if len(changes) < total
+                     else ":"), highlight=False)
+    if len(changes):
+        console.print(_frame_table(changes, f"Who entered and left {name}"))
 
 
 @app.command("explain")

@@ -90,6 +90,11 @@ def apply_records(ws, records: list[LogRecord], config: MappingConfig) -> Applie
             rows.add(message, contact, offset, config)
     done = Applied(len(records), records[-1].offset if records else None, released=released)
     with wh.transaction():
+        # a run applied again replaces what it quarantined the first time
+        wh.raw.execute(
+            "DELETE FROM _quarantine WHERE starts_with(file, 'tracking:') AND line IN (SELECT unnest($1))",
+            [[rec.offset.position for rec in records]],
+        )
         for source, pairs in _contact_groups(wh, rows):
             _load(ws, "contacts", source, pairs, done)
         for kind in _AFTER_CONTACTS:

@@ -6,16 +6,17 @@ ids), so "seen" is exact in practice, and nothing is forgotten before ``window``
 default) has passed since it was stored.
 
 Keys live in chunks. The newest chunk is a Python set backed by an append-only file
-(``<start>.ids``); once it holds ``chunk_entries`` keys or is a day old it is sealed: kept
-as one sorted NumPy array (16 bytes a key) and its file renamed ``<start>-<end>.ids``. A
-sealed chunk whose newest key is older than the window is dropped with its file. A file
+(``<start>.ids``); when it holds ``chunk_entries`` keys or is a day old, the next write
+seals it first: kept as one sorted NumPy array (16 bytes a key), its file renamed
+``<start>-<newest>.ids``. A sealed chunk whose newest key is older than the window is
+dropped with its file; chunk files found on opening are sealed chunks. A file
 entry is the key, then the log offset it was stored at (``<16sIQ``).
 
 The files are written after the log's fsync and fsync'd about once a second
 (:meth:`flush`), which also records in ``checkpoint`` the log position up to which they
-are complete. After a crash, :meth:`rebuild_from` re-adds what the log holds past that
-checkpoint (see :class:`~segmentum.live.intake.Intake`), so a retried message is still
-recognised after a power cut.
+are complete. After a crash, :meth:`Intake.recover <segmentum.live.intake.Intake.recover>`
+re-adds the keys of what the log holds past that checkpoint, so a retried message is
+still recognised after a power cut.
 """
 
 from __future__ import annotations
@@ -92,15 +93,17 @@ class Deduplicator:
         data = data[: len(data) - len(data) % _ENTRY.itemsize]  # a torn last entry
         entries = np.frombuffer(data, _ENTRY)
         entries = entries[entries["key"] != b""]  # holes a power cut can leave
-        newest = path.stat().st_mtime
-        if newest < self._clock() - self.window:
+        stamps = [int(part) / 1000 for part in path.stem.split("-") if part.isdigit()]
+        # a sealed chunk's name ends with its newest key's time; an unsealed one's last write
+        newest = stamps[-1] if len(stamps) > 1 else max([path.stat().st_mtime, *stamps])
+        if newest < self._clock() - self.window or not len(entries):
             path.unlink(missing_ok=True)
             return
         self._sealed.append(_Sealed(path, newest, np.unique(entries["key"])))
 
     def _open_active(self) -> None:
         self._active: set[bytes] = set()
-        self._active_start = self._clock()
+        self._active_start = self._active_newest = self._clock()
         self._active_path = self.directory / f"{int(self._active_start * 1000):015d}.ids"
         self._fd = os.open(self._active_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
@@ -108,11 +111,11 @@ class Deduplicator:
         os.fsync(self._fd)
         os.close(self._fd)
         end = self._active_path.with_name(
-            f"{self._active_path.stem}-{int(self._clock() * 1000):015d}.ids"
+            f"{self._active_path.stem}-{int(self._active_newest * 1000):015d}.ids"
         )
         os.replace(self._active_path, end)
         keys = np.array(sorted(self._active), dtype="S16")
-        self._sealed.append(_Sealed(end, self._clock(), keys))
+        self._sealed.append(_Sealed(end, self._active_newest, keys))
         self._open_active()
 
     # -- use -----------------------------------------------------------------------------
@@ -132,14 +135,15 @@ class Deduplicator:
         if not rows:
             return
         with self._lock:
+            now = self._clock()
+            if self._active and (len(self._active) >= self._chunk_entries or now - self._active_start >= DAY):
+                self._seal()
             os.write(self._fd, np.array(rows, _ENTRY).tobytes())
             self._active.update(r[0] for r in rows)
+            self._active_newest = now
             for _k, partition, position in rows:
                 if position + 1 > self._covered.get(partition, 0):
                     self._covered[partition] = position + 1
-            now = self._clock()
-            if len(self._active) >= self._chunk_entries or now - self._active_start >= DAY:
-                self._seal()
             self._expire(now)
 
     def _expire(self, now: float) -> None:

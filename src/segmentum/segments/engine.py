@@ -357,6 +357,16 @@ class SegmentEngine:
             return self.store.members(name, T)
         return self.store.members(name)
 
+    def changes(self, name: str, since: Any = None, until: Any = None) -> ir.Table:
+        """Who entered and who left a saved segment, with the refresh time of each change
+        and the contact's e-mail (see :meth:`SegmentStore.changes`)."""
+        self.store.require(name)
+        bounds = [None if t is None else to_utc(t) for t in (since, until)]
+        t = self.store.changes(name, *bounds)
+        c = self.ws.warehouse.table("contacts")
+        t = t.left_join(c.select("contact_id", "email"), "contact_id").drop("contact_id_right")
+        return t.order_by(["at", "change", "contact_id"])
+
     # -- refresh -----------------------------------------------------------------------------
     def refresh(
         self, names: Iterable[str] | None = None, as_of: Any = None

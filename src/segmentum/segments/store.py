@@ -324,6 +324,23 @@ class SegmentStore:
             m = m.filter((m.entered_at <= t) & (m.exited_at.isnull() | (m.exited_at > t)))
         return m.select("contact_id", "entered_at").order_by("contact_id")
 
+    def changes(
+        self, name: str, since: _dt.datetime | None = None, until: _dt.datetime | None = None
+    ) -> ir.Table:
+        """Who entered and who left, from the intervals: ``at`` (the as-of time of the
+        refresh that recorded it), ``contact_id``, ``change`` ("entered" / "exited"), by
+        time; ``since`` / ``until`` bound ``at`` (both included)."""
+        m = self.intervals(name)
+        entered = m.select(at=m.entered_at, contact_id=m.contact_id, change=_s("entered"))
+        left = m.filter(m.exited_at.notnull())
+        exited = left.select(at=left.exited_at, contact_id=left.contact_id, change=_s("exited"))
+        t = entered.union(exited)
+        if since is not None:
+            t = t.filter(t.at >= _ts(since))
+        if until is not None:
+            t = t.filter(t.at <= _ts(until))
+        return t.order_by(["at", "change", "contact_id"])
+
     # -- refresh -----------------------------------------------------------------------------
     def check_refresh(
         self, name: str, as_of: _dt.datetime, last: _dt.datetime | None | bool = False
