@@ -46,6 +46,7 @@ Outcome = Literal[
     "unknown",
     "suppressed",
     "duplicate",
+    "expired",
 ]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
