@@ -145,6 +145,7 @@ def check_cmd(rule: RuleOpt = None, file: FileOpt = None, params: ParamOpt = Non
             emit_json({"ok": True, "rule": to_text(checked.tree), "warnings": checked.warnings})
         else:
             console.print(f"[green]OK[/] {to_text(checked.tree)}", highlight=False)
+            _print_error_free_warnings(checked.warnings)
 
 
 @app.command("preview")
@@ -192,13 +193,14 @@ def create_cmd(
     """Save a segment (checked first). Run `segment refresh` to record its members."""
     with json_errors(as_json), open_ws(workspace) as ws:
         r, _, file_description = _rule_from(rule, file, params)
-        seg = _engine(ws).create(
-            name, r, description=description or file_description, replace=replace
-        )
+        engine = _engine(ws)
+        warnings = engine.check(r, name=name).warnings  # e.g. a value no contact has
+        seg = engine.create(name, r, description=description or file_description, replace=replace)
         if as_json:
-            emit_json(seg.to_dict())
+            emit_json({**seg.to_dict(), "warnings": warnings})
         else:
             console.print(f'Saved segment [bold]{seg.name}[/]: {seg.rule}', highlight=False)
+            _print_error_free_warnings(warnings)
 
 
 @app.command("list")

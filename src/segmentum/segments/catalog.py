@@ -9,7 +9,9 @@ names ever reach the query. What it holds:
                      birth_date, unless a column is named age)
     scores           ``rfm.*``, ``clv.*``, ``lifestage.*``, ``persona.*`` from the analytics
                      tables of the same names (known even when the table is missing, so the
-                     error can say "run `segmentum rfm` first")
+                     error can say "run `segmentum rfm` first"), and ``NAME.*`` for every
+                     model of the registry (``rfm5.cell``: :mod:`segmentum.segments.models`);
+                     a namespace is always its table's name
     funnel           ``deal.stage / pipeline / amount / deal_id / updated_at / stage_changed``
     sources          ``orders``, ``order_items``, ``deals`` and every distinct ``events.type``
     row fields       the columns a ``where`` filter may test for each source: event columns
@@ -31,6 +33,7 @@ import ibis.expr.datatypes as dt
 
 from segmentum.data.schema import LINEAGE_COLUMNS
 from segmentum.segments.errors import suggest
+from segmentum.segments.models import Model, ModelRegistry
 
 __all__ = [
     "Catalog",
@@ -188,6 +191,7 @@ class Catalog:
         self._tables = set(self.wh.list_tables())
         self._schemas: dict[str, dict[str, dt.DataType]] = {}
         self._events_rows: int | None = None
+        self._models: dict[str, Model] | None = None
 
     # -- tables ----------------------------------------------------------------------------
     def has_table(self, name: str) -> bool:
@@ -211,6 +215,35 @@ class Catalog:
             )
         return self._events_rows
 
+    # -- models: the score namespaces -------------------------------------------------------
+    def models(self) -> dict[str, Model]:
+        """The registry's models by name (read once)."""
+        if self._models is None:
+            self._models = ModelRegistry(self.ws).all() if self.has_table("models") else {}
+        return self._models
+
+    def namespaces(self) -> dict[str, str]:
+        """Every score namespace rules may use -> its kind (a key of ANALYTICS)."""
+        out = {ns: ns for ns in ANALYTICS}
+        out.update({name: m.kind for name, m in self.models().items() if m.kind in ANALYTICS})
+        return out
+
+    def is_model(self, namespace: str) -> bool:
+        return namespace in self.namespaces()
+
+    def model(self, namespace: str) -> Model | None:
+        """The registry's row of a namespace (None: not recorded, or no such model)."""
+        return self.models().get(namespace)
+
+    def model_digest(self, namespace: str) -> str | None:
+        model = self.model(namespace)
+        return None if model is None else model.digest
+
+    def model_command(self, namespace: str) -> str:
+        """The command that computes a namespace's table."""
+        command = ANALYTICS[self.namespaces()[namespace]]["command"]
+        return command if namespace in ANALYTICS else f"{command} --name {namespace}"
+
     # -- contact fields --------------------------------------------------------------------
     def contact_columns(self) -> dict[str, dt.DataType]:
         return {c: t for c, t in self.schema("contacts").items() if c not in _LINEAGE}
@@ -230,8 +263,8 @@ class Catalog:
             ns, col = path
             if ns == "attributes" and col in cols:
                 return self._col_info(name, "contacts", col, cols[col])
-            if ns in ANALYTICS:
-                known = ANALYTICS[ns]["columns"]
+            if self.is_model(ns):
+                known = ANALYTICS[self.namespaces()[ns]]["columns"]
                 schema = self.schema(ns)
                 if schema and col in schema and col != "contact_id":
                     return self._col_info(name, ns, col, schema[col])
@@ -263,9 +296,10 @@ class Catalog:
             names += list(cols)
             if "age" not in cols and "birth_date" in cols:
                 names.append("age")
-        for ns, spec in ANALYTICS.items():
+        for ns, kind in self.namespaces().items():
             if namespace in (None, ns):
-                cols = [c for c in self.schema(ns) if c != "contact_id"] or list(spec["columns"])
+                cols = [c for c in self.schema(ns) if c != "contact_id"]
+                cols = cols or list(ANALYTICS[kind]["columns"])
                 names += [f"{ns}.{c}" for c in cols]
         if namespace in (None, "deal"):
             names += [f"deal.{c}" for c in DEAL_FIELDS]
@@ -368,6 +402,26 @@ class Catalog:
         if source.kind == "event":
             names += [k for k in self.property_keys(source.name) if k not in names]
         return names
+
+    # -- values of low-cardinality text fields ---------------------------------------------
+    def has_value(self, table: str, column: str, value: str, event_type: str | None = None) -> bool:
+        """Whether some row of ``table`` (events: of ``event_type``) holds ``value``."""
+        t = self.wh.table(table)
+        rows = t.filter(t.type == event_type) if event_type is not None else t
+        return bool(int(rows.filter(rows[column] == value).limit(1).count().execute()))
+
+    def values(self, table: str, column: str, event_type: str | None = None, limit: int = 1000):
+        """The distinct values of a text column (events: of one type), or None when it has
+        more than ``limit`` (cached until the table's row count changes)."""
+
+        def compute():
+            t = self.wh.table(table)
+            rows = t.filter(t.type == event_type) if event_type is not None else t
+            found = rows.select(v=rows[column]).distinct().limit(limit + 1).to_pyarrow().column(0).to_pylist()
+            return None if len(found) > limit else tuple(sorted(v for v in found if v is not None))
+
+        n = int(self.wh.table(table).count().execute())
+        return _cached((self.ws.location, "values", table, column, event_type, n), compute)
 
     # -- suggestions -----------------------------------------------------------------------
     @staticmethod

@@ -40,11 +40,12 @@ import pandas as pd
 from segmentum.clock import to_utc
 from segmentum.errors import UsageError
 from segmentum.segments import ast as A
-from segmentum.segments.catalog import ANALYTICS, Catalog
+from segmentum.segments.catalog import Catalog
 from segmentum.segments.compiler import Compiler
 from segmentum.segments.errors import SegmentError, SegmentJSONError
 from segmentum.segments.explain import Explanation, explain
 from segmentum.segments.json_face import from_json, node_from_json, to_json
+from segmentum.segments.models import check_pins, pins_of
 from segmentum.segments.parser import parse
 from segmentum.segments.passes import CheckedRule, Context, check
 from segmentum.segments.printer import to_text
@@ -174,9 +175,13 @@ class SegmentEngine:
 
     def check(self, rule: Any, *, name: str | None = None) -> CheckedRule:
         """Parse and check a rule against this workspace (located errors)."""
+        from segmentum.segments.values import value_warnings
+
         text, tree, from_json_face = self.parse(rule)
         chain = (name,) if name is not None else ()
-        return self._check_tree(text, tree, name=name, chain=chain, from_json=from_json_face)
+        checked = self._check_tree(text, tree, name=name, chain=chain, from_json=from_json_face)
+        checked.warnings.extend(value_warnings(checked.tree, checked.context))  # typos in values
+        return checked
 
     def _check_text(self, text: str, *, name: str | None, chain: tuple[str, ...]) -> CheckedRule:
         return self._check_tree(text, parse(text), name=name, chain=chain, from_json=False)
@@ -241,7 +246,7 @@ class SegmentEngine:
         for ns in sorted(comp.analytics_used):
             when = self.catalog.scores_as_of(ns)
             if when is not None and when != T:
-                cmd = ANALYTICS[ns]["command"]
+                cmd = self.catalog.model_command(ns)
                 out.append(
                     f"{ns}.* values are as of {when:%Y-%m-%d %H:%M:%S} UTC, the rule as of "
                     f"{T:%Y-%m-%d %H:%M:%S} UTC; run `{cmd} --as-of {T:%Y-%m-%dT%H:%M:%SZ}` "
@@ -268,6 +273,7 @@ class SegmentEngine:
             rule=to_text(checked.tree),
             rule_json=json.dumps(to_json(checked.tree), ensure_ascii=False),
             description=description,
+            models=json.dumps(pins_of(self.catalog, checked), sort_keys=True),
         )
         saved = self.store.save(seg, replace=replace)
         self._fresh()
@@ -395,6 +401,10 @@ class SegmentEngine:
                     f'segment "{n}" can\'t be evaluated: {exc}',
                     hint=f"fix it with `segmentum segment create {n} --replace --rule ...`",
                 ) from None
+        segs = {n: self.store.require(n) for n in names}
+        new_pins = check_pins(self.catalog, {n: (segs[n].pins, checked[n]) for n in names})
+        for n, pins in new_pins.items():  # saved before pins existed: pinned now
+            self.store.set_models(n, pins)
         order = _dependency_order(checked)
         todo = [n for n in order if skipped[n] is None]
         if todo:
