@@ -108,11 +108,12 @@ def test_mistakes_are_one_clear_line(shop_dir, args, needle):
 def test_a_mistake_with_json_is_one_json_object(shop_dir):
     r = persona(shop_dir, "apply", "champions", "--json")
     assert r.returncode == 2
-    assert json.loads(r.stdout)["error"] == {
-        "message": "Persona template champions needs data this workspace lacks: rfm scores are "
-        "not computed (run `segmentum rfm`).",
-        "type": "WorkspaceError",
-    }
+    error = json.loads(r.stdout)["error"]
+    assert error["type"] == "WorkspaceError" and error["code"] == "workspace"
+    assert error["message"] == (
+        "Persona template champions needs data this workspace lacks: rfm scores are "
+        "not computed (run `segmentum rfm`)."
+    )
 
 
 def test_check_against_ground_truth(shop_dir):

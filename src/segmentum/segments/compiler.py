@@ -52,7 +52,7 @@ from dateutil.relativedelta import relativedelta
 
 from segmentum.data.schema import ORDER_LINE_COLUMNS, is_purchase
 from segmentum.segments import ast as A
-from segmentum.segments.catalog import ANALYTICS, Catalog, FieldInfo, SourceInfo
+from segmentum.segments.catalog import Catalog, FieldInfo, SourceInfo
 from segmentum.segments.passes import CONTACT, ORDER_ITEMS, CheckedRule, Context
 from segmentum.segments.passes.resolve import resolve_field, resolve_source
 from segmentum.segments.passes.typecheck import TEMPORAL, type_of, unify
@@ -286,7 +286,7 @@ class Compiler:
     def _field_name(self, info: FieldInfo) -> str:
         if info not in self._fields:
             self._fields[info] = f"v{len(self._fields)}"
-            if info.table in ANALYTICS:
+            if self.catalog.is_model(info.table):  # a score namespace is its table's name
                 self.analytics_used.add(info.table)
         return self._fields[info]
 
@@ -369,7 +369,7 @@ class Compiler:
             facts = {f: n for f, n in self._facts.items() if f.table == table}
             if facts:
                 w = _join(w, self._aggregate(table, facts))
-        for ns in ANALYTICS:
+        for ns in sorted(self.analytics_used):
             wanted = {n: info.column for info, n in self._fields.items() if info.table == ns}
             if wanted:
                 t = self._contact_filter(self.wh.table(ns))

@@ -1,7 +1,8 @@
 """Saved segments and their membership history, in three workspace tables.
 
     segments             name, rule (canonical text), rule_json, description,
-                         created_at, updated_at
+                         created_at, updated_at, models (JSON: the digest of every model
+                         the rule reads, see :mod:`segmentum.segments.models`)
     segment_memberships  segment, contact_id, entered_at, exited_at, interval_id
                          one row per stay in a segment: [entered_at, exited_at); current
                          members have exited_at null (at most one open row per contact)
@@ -55,6 +56,7 @@ SEGMENTS_SCHEMA = {
     "description": STR,
     "created_at": TS,
     "updated_at": TS,
+    "models": STR,
 }
 MEMBERSHIPS_SCHEMA = {
     "segment": STR,
@@ -100,6 +102,12 @@ class SavedSegment:
     description: str | None
     created_at: _dt.datetime | None = None
     updated_at: _dt.datetime | None = None
+    models: str | None = None  # JSON: model name -> digest checked against (None: unknown)
+
+    @property
+    def pins(self) -> dict[str, str | None] | None:
+        """The models the rule was checked against (None for a segment saved before pins)."""
+        return json.loads(self.models) if self.models else None
 
     def to_dict(self) -> dict:
         return {
@@ -109,6 +117,7 @@ class SavedSegment:
             "description": self.description,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "models": self.pins,
         }
 
 
@@ -138,6 +147,21 @@ def check_name(name: object) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise SegmentError("a segment name can't contain control characters (tabs, newlines)")
     return name
+
+
+def _segment(row: dict) -> SavedSegment:
+    """A definition from a row of ``segments`` (``models`` is absent in old workspaces)."""
+    return SavedSegment(
+        row["name"], row["rule"], row["rule_json"], row["description"], row["created_at"],
+        row["updated_at"], row.get("models"),
+    )
+
+
+def _segment_row(seg: SavedSegment) -> ir.Table:
+    row = pd.DataFrame([dc.asdict(seg)])
+    for col in ("created_at", "updated_at"):
+        row[col] = pd.to_datetime(row[col], utc=True).astype("datetime64[us, UTC]")
+    return ibis.memtable(row, schema=ibis.schema(SEGMENTS_SCHEMA))
 
 
 def _utc(value: _dt.datetime) -> _dt.datetime:
@@ -190,6 +214,9 @@ class SegmentStore:
             if self._table(name) is None:
                 self.wh.create_table(name, schema)
                 self._tables.pop(name, None)
+            elif set(schema) - set(self._table(name).columns):  # a workspace from before
+                self.wh.add_columns(name, schema)
+                self._tables.pop(name, None)
 
     def transaction(self):
         """The warehouse's transaction: everything or nothing where it
@@ -208,12 +235,7 @@ class SegmentStore:
             return None
         t = self._table(SEGMENTS)
         rows = t.filter(t.name == _s(name)).to_pyarrow().to_pylist()
-        if not rows:
-            return None
-        r = rows[0]
-        return SavedSegment(
-            r["name"], r["rule"], r["rule_json"], r["description"], r["created_at"], r["updated_at"]
-        )
+        return _segment(rows[0]) if rows else None
 
     def require(self, name: str) -> SavedSegment:
         seg = self.get(name)
@@ -231,13 +253,7 @@ class SegmentStore:
         if not self._has(SEGMENTS):
             return []
         t = self._table(SEGMENTS).order_by("name")
-        return [
-            SavedSegment(
-                r["name"], r["rule"], r["rule_json"], r["description"], r["created_at"],
-                r["updated_at"],
-            )
-            for r in t.to_pyarrow().to_pylist()
-        ]
+        return [_segment(r) for r in t.to_pyarrow().to_pylist()]
 
     def save(self, seg: SavedSegment, *, replace: bool = False) -> SavedSegment:
         """Insert (or, with ``replace``, update) a definition; history is kept on update."""
@@ -252,15 +268,20 @@ class SegmentStore:
         seg = dc.replace(
             seg, created_at=old.created_at if old is not None else now, updated_at=now
         )
-        row = pd.DataFrame([dc.asdict(seg)])
-        for col in ("created_at", "updated_at"):
-            row[col] = pd.to_datetime(row[col], utc=True).astype("datetime64[us, UTC]")
         self.ensure()
         with self.transaction():
             if old is not None:
                 self.wh.delete_where(SEGMENTS, "name", [seg.name])
-            self.wh.insert(SEGMENTS, ibis.memtable(row, schema=ibis.schema(SEGMENTS_SCHEMA)))
+            self.wh.insert(SEGMENTS, _segment_row(seg))
         return seg
+
+    def set_models(self, name: str, pins: dict[str, str | None]) -> None:
+        """Record the models a segment's rule is now checked against (nothing else changes)."""
+        seg = dc.replace(self.require(name), models=json.dumps(pins, sort_keys=True))
+        self.ensure()
+        with self.transaction():
+            self.wh.delete_where(SEGMENTS, "name", [name])
+            self.wh.insert(SEGMENTS, _segment_row(seg))
 
     def delete(self, name: str) -> None:
         """Forget a segment: its definition, memberships and refresh log."""

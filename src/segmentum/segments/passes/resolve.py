@@ -18,7 +18,7 @@ It only reads; the compiler later asks the catalogue the same questions.
 from __future__ import annotations
 
 from segmentum.segments import ast as A
-from segmentum.segments.catalog import ANALYTICS, DEAL_FIELDS, SourceInfo
+from segmentum.segments.catalog import DEAL_FIELDS, SourceInfo
 from segmentum.segments.errors import SegmentError
 from segmentum.segments.passes.common import (
     CONTACT,
@@ -32,7 +32,11 @@ from segmentum.segments.passes.common import (
 
 __all__ = ["resolve", "resolve_source", "resolve_field"]
 
-_NAMESPACES = (*ANALYTICS, "deal", "attributes")
+
+
+def _namespaces(cat) -> tuple[str, ...]:
+    """The first parts of qualified names: score namespaces (models), deal, attributes."""
+    return (*cat.namespaces(), "deal", "attributes")
 
 
 def resolve(tree: A.Node, ctx: Context) -> A.Node:
@@ -74,8 +78,8 @@ def resolve_field(node: A.Field, scope: SourceInfo | None, ctx: Context):
         info = cat.contact_field(node.path)
         if info is not None:
             ns = node.path[0] if len(node.path) == 2 else None
-            if ns in ANALYTICS and not cat.analytics_available(ns):
-                cmd = ANALYTICS[ns]["command"]
+            if ns is not None and cat.is_model(ns) and not cat.analytics_available(ns):
+                cmd = cat.model_command(ns)
                 raise ctx.error(
                     MissingDataError,
                     node,
@@ -95,7 +99,7 @@ def _unknown_contact_field(node: A.Field, ctx: Context) -> UnknownNameError:
     cat = ctx.catalog
     path = node.path
     name = node.name
-    if len(path) == 2 and path[0] in _NAMESPACES:
+    if len(path) == 2 and path[0] in _namespaces(cat):
         ns, col = path
         choices = cat.contact_field_names(ns)
         short = [c.split(".", 1)[1] if "." in c else c for c in choices]
@@ -114,10 +118,11 @@ def _unknown_contact_field(node: A.Field, ctx: Context) -> UnknownNameError:
             f"{path[0]} is a source of rows, not a field: write exists({path[0]}) "
             f"or count({path[0]}) > 0"
         )
-    if hint is None and len(path) >= 2 and path[0] not in _NAMESPACES:
-        hint = cat.suggest(path[0], _NAMESPACES)
+    if hint is None and len(path) >= 2 and path[0] not in _namespaces(cat):
+        hint = cat.suggest(path[0], _namespaces(cat))
         if hint is None:
-            hint = "qualified names start with rfm., clv., lifestage., deal. or attributes."
+            *first, last = (f"{ns}." for ns in _namespaces(cat))
+            hint = f"qualified names start with {', '.join(first)} or {last}"
     if hint is None:
         hint = "contact fields are the columns of contacts (custom attributes too), age, " \
             "rfm.*, clv.*, lifestage.* and deal.*"
