@@ -3,7 +3,8 @@
 Pure functions of a message (the record the intake log stores, see :mod:`.spec`) and the
 contact it resolved to (see :mod:`.identity`); validation is the loader's, as for files.
 
-* **identify** -> a contacts row: the traits Segment reserves become profile fields
+* **identify** -> a contacts row from its ``traits`` (over ``context.traits``, where
+  RudderStack's SDKs put them): the traits Segment reserves become profile fields
   (``email``, ``phone``, ``firstName`` / ``lastName`` or ``name``, ``gender``,
   ``birthday``, ``address.city`` / ``address.country`` or ``city`` / ``country``,
   ``timezone``, ``createdAt``, and the workspace's own names such as ``email_opt_in``);
@@ -138,7 +139,9 @@ def rows_for(message: dict, contact_id: str, config: MappingConfig) -> list[tupl
     """The ``(kind, row)`` pairs one message becomes for the contact it resolved to."""
     kind = message["type"]
     if kind == "identify":
-        return [("contacts", contact_row(contact_id, message.get("traits") or {}))]
+        context_traits = (message.get("context") or {}).get("traits")
+        traits = {**(context_traits if isinstance(context_traits, dict) else {}), **(message.get("traits") or {})}
+        return [("contacts", contact_row(contact_id, traits))]
     if kind == "alias":
         return []
     rows = [("events", _event_row(message, contact_id, config))]
