@@ -1,4 +1,4 @@
-"""Data commands: `load`, `quarantine`, `info` and `generate`."""
+"""Data commands: `load`, `quarantine`, `info`, `mapping suggest` and `generate`."""
 
 from __future__ import annotations
 
@@ -179,6 +179,37 @@ def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         f"quarantined {loads['quarantined']:,}"
         + (f" ({', '.join(f'{k} {v:,}' for k, v in data['quarantine'].items())} now in quarantine)" if data["quarantine"] else "")
     )
+
+mapping_app = typer.Typer(help="Column mappings for real CRM exports.", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("suggest")
+def mapping_suggest(
+    file: Annotated[Path, typer.Argument(help="A delimited text file (CSV, TSV, TXT) to load.")],
+    kind: Annotated[str, typer.Option("--kind", "-k", help=f"What it holds: {', '.join(LOAD_ORDER)}.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the mapping YAML here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Infer a mapping from the file (columns, date formats, decimal comma, delimiter, encoding) for review."""
+    from segmentum.data.suggest import suggest_mapping
+    from segmentum.errors import InputFileError
+
+    _check_kind(kind)
+    if not file.is_file():
+        raise InputFileError(f"File {file} does not exist.")
+    s = suggest_mapping(file, kind)
+    if out is not None:
+        out.write_text(s.to_yaml(), encoding="utf-8")
+    if as_json:
+        emit_json({"file": str(file), "kind": kind, "mapping": s.mapping, "notes": s.notes,
+                   "out": str(out) if out else None})
+    elif out is None:
+        typer.echo(s.to_yaml(), nl=False)
+    else:
+        console.print(f"Wrote {out}: review it, then `segmentum load {kind} {file} --mapping {out}`.",
+                      highlight=False)
+
 
 @app.command()
 def generate(

@@ -115,6 +115,8 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)
     # data-quality warnings of accepted records (segmentum.data.checks): count, first example
     quality: list[dict] = field(default_factory=list)
+    # when most records were quarantined: mapping lines inferred from the file that would fix it
+    mapping_fixes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -177,6 +179,25 @@ class _FileInput:
         return self._sha.value()
 
 
+def _fixes(src, kind: str, m: Mapping) -> list[str]:
+    """Mapping lines the file suggests beyond ``m`` (delimited text only)."""
+    from segmentum.data.suggest import suggest_mapping
+
+    if src.path.suffix.lower() not in (".csv", ".tsv", ".txt", ".dat"):
+        return []
+    return suggest_mapping(src.path, kind, m).fixes(m)
+
+
+def _with_fixes(exc: InputFileError, src, kind: str, m: Mapping) -> InputFileError:
+    fixes = _fixes(src, kind, m) if isinstance(src, _FileInput) else []
+    if not fixes:
+        return exc
+    message = f"{exc.message} Inferred from the file: {'; '.join(fixes)}."
+    return InputFileError(message, hint=f"`segmentum mapping suggest {src.name} --kind {kind} --out "
+                          f"mapping.yaml` writes them to a file to review; then --mapping mapping.yaml.",
+                          **exc.details)
+
+
 class _RecordsInput:
     """Records in memory: staged like a JSON Lines file; their digest is that of their content."""
 
@@ -222,7 +243,10 @@ def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadR
     read = src.stage(raw_con, m, stage)
     step("validating", 1)
     staged = con.table(stage)
-    plan = _resolve_columns(tspec, read, m, src.name)
+    try:
+        plan = _resolve_columns(tspec, read, m, src.name)
+    except InputFileError as exc:  # say which mapping lines the file itself suggests
+        raise _with_fixes(exc, src, kind, m) from None
     checked = _validate(wh, tspec, staged, plan, m, create_contacts, read)
     v = checked.table
 
@@ -270,6 +294,14 @@ def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadR
             quality=_quality(ok, checked.counted),
         )
         report.warnings = read.warnings + [q["message"] for q in report.quality]
+        if report.input and report.quarantined >= report.input / 2 and isinstance(src, _FileInput):
+            report.mapping_fixes = _fixes(src, kind, m)
+            if report.mapping_fixes:
+                report.warnings.append(
+                    f"{report.quarantined:,} of {report.input:,} records were quarantined; inferred "
+                    f"from the file, these mapping lines would fix it: {'; '.join(report.mapping_fixes)} "
+                    f"(`segmentum mapping suggest {src.name} --kind {kind}` writes a mapping to review)"
+                )
         _record_quality(wh, load_id, src.label, report.quality)
         if report.accepted + report.quarantined != report.input:  # the ledger must close
             raise AssertionError(f"load of {src.label} does not reconcile: {report}")
