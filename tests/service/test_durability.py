@@ -17,8 +17,8 @@ from segmentum import open_workspace
 from segmentum.live.segment_log import SegmentLog
 from tests.service._server import Server, basic, new_key
 
-N_EVENTS = 4000
-KILLS = 4
+N_EVENTS = 3000
+KILLS = 3
 
 
 class Client(threading.Thread):
