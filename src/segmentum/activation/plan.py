@@ -13,7 +13,8 @@ decides, for every contact of the audience, exactly one outcome:
       -> send time (optimised or a fixed local hour), then quiet hours in the contact's
          time zone                     "scheduled" / "quiet_hours_deferred"
       -> rendered                      "render_error" (the field and line in ``reason``)
-      -> frequency caps                "capped" / "capped_deferred"
+      -> frequency caps (the campaign's and the workspace's)
+                                       "capped" / "capped_deferred"
 
 The first five steps are one query over the whole audience (1M contacts in seconds); the
 rest runs in batches of :data:`BATCH` contacts: send times by zone, rendering with the
@@ -135,7 +136,7 @@ class Plan:
         if todo:
             out.update(self._messages(todo, out, template))
         scheduled = [d for d in out.values() if d.message is not None]
-        if scheduled and not self.campaign.transactional and self.campaign.caps:
+        if scheduled and not self.campaign.transactional:
             for d in _caps(self.ws, self.campaign, scheduled, self.run_at, reserve):
                 out[d.contact_id] = d
         return [out[row["contact_id"]] for row in chunk]
@@ -335,7 +336,10 @@ def _quiet(campaign: Campaign, times: list, tzs: list) -> tuple[list, list]:
 
 
 def _caps(ws, campaign: Campaign, decisions: list[Decision], at, reserve: bool) -> list[Decision]:
+    """The campaign's caps and the workspace's, checked (and with ``reserve`` the admitted
+    messages recorded in the same locked transaction)."""
     from segmentum.activation.caps import CapLedger, CapRule
 
     rules = [CapRule(r.channel, r.tag, r.limit, r.window) for r in campaign.caps]
-    return CapLedger(ws).reserve(decisions, rules, at)
+    return CapLedger(ws).reserve(decisions, rules, at, on_cap=campaign.on_cap,
+                                 defer_hours=campaign.defer_hours, record=reserve)

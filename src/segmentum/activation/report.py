@@ -40,14 +40,10 @@ TS = "timestamp('UTC')"
 
 
 def _log(ws, name: str) -> ir.Table:
-    from segmentum.activation.delivery import DELIVERIES
+    from segmentum.activation.delivery import DeliveryLog
 
-    wh = ws.warehouse
-    if not wh.has_table(DELIVERIES):
-        raise NotFoundError(f"Campaign {name!r} has no sends yet.",
-                            hint=f"send it with `segmentum campaign send {name}`")
-    d = wh.table(DELIVERIES)
-    return d.filter((d.origin_kind == "campaign") & (d.origin_name == name))
+    d = DeliveryLog(ws).of(name=name)
+    return d.filter(d.origin_kind == "campaign")
 
 
 def runs(ws, name: str) -> list[str]:
@@ -84,7 +80,8 @@ def campaign_report(
     T = to_utc(as_of)
     all_runs = runs(ws, name)
     if not all_runs:
-        raise NotFoundError(f"Campaign {name!r} has no sends yet.")
+        raise NotFoundError(f"Campaign {name!r} has no sends yet.",
+                            hint=f"send it with `segmentum campaign send {name}`")
     run = run or all_runs[-1]
     if run not in all_runs:
         raise NotFoundError(f"Campaign {name!r} has no run {run!r}.{did_you_mean(run, all_runs)}",

@@ -98,7 +98,7 @@ def _record(ws, plan) -> None:
 
     log = DeliveryLog(ws)
     for batch in plan.batches(reserve=True):
-        log.record_plan(batch)
+        log.record_plan(batch, origin=plan.origin, channel=plan.campaign.channel, at=plan.run_at)
     arms = plan.rows.select(["contact_id", "arm"])
     ControlGroups(ws).record(
         plan.campaign.name, plan.origin.occurrence, ibis.memtable(pa.table(arms)), plan.epoch,

@@ -87,12 +87,8 @@ def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 
 def _summary(ws, c, row) -> dict:
     from segmentum.activation.report import runs
-    from segmentum.errors import NotFoundError
 
-    try:
-        done = runs(ws, c.name)
-    except NotFoundError:
-        done = []
+    done = runs(ws, c.name)
     audience = f"segment {c.audience.segment}" if c.audience.segment else f"rule {c.audience.rule}"
     return {"name": c.name, "audience": audience, "channel": c.channel,
             "schedule": c.schedule.kind, "control_pct": c.control_pct, "runs": done,
