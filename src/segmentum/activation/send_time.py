@@ -332,6 +332,12 @@ def next_send_times(
 
 
 # -- measurement -----------------------------------------------------------------------------
+def _rates(opt: float, rnd: float, pop: float) -> dict[str, float | None]:
+    return {"optimised": opt, "random": rnd, "population": pop,
+            "lift_vs_random": opt / rnd if rnd else None,
+            "lift_vs_population": opt / pop if pop else None}
+
+
 def evaluate(
     ws,
     truth: pa.Table | Any,
@@ -350,8 +356,9 @@ def evaluate(
 
     An open "within N hours" of a send at local hour h means the habitual hour is one of
     h .. h+N-1 (the generator's opens land in the habitual hour, give or take 35 minutes).
-    Exploration is off for the optimised arm (it is the random arm). Returns per N the three
-    rates and the lifts optimised / random and optimised / population, with counts.
+    Exploration is off for the optimised arm (it is the random arm). Returns per N, for all
+    the contacts and for those with enough history of their own, the three rates and the
+    lifts optimised / random and optimised / population, with counts.
     """
     base = config or SendTimeConfig()
     chosen_cfg = dc.replace(base, explore_share=0.0)
@@ -373,17 +380,14 @@ def evaluate(
         "exact_hour_share": float((hours[own] == actual[own]).mean()) if own.any() else None,
         "windows": {},
     }
+    pop_hours = np.full(len(cids), population if population is not None else 0)
     for n in windows:
-        def rate(sent: np.ndarray) -> float:
-            return float((((actual - sent) % 24) < n).mean()) if len(sent) else float("nan")
+        def rate(sent: np.ndarray, mask: np.ndarray) -> float:
+            hit = ((actual[mask] - sent[mask]) % 24) < n
+            return float(hit.mean()) if mask.any() else float("nan")
 
-        opt, rnd = rate(hours), rate(random_hours)
-        pop = rate(np.full(len(cids), population if population is not None else 0))
         out["windows"][str(n)] = {
-            "optimised": opt,
-            "random": rnd,
-            "population": pop,
-            "lift_vs_random": opt / rnd if rnd else None,
-            "lift_vs_population": opt / pop if pop else None,
+            group: _rates(rate(hours, mask), rate(random_hours, mask), rate(pop_hours, mask))
+            for group, mask in (("all", np.ones(len(cids), bool)), ("with_own_history", own))
         }
     return out

@@ -142,6 +142,8 @@ def build_context(end: _dt.date, catalog_rng: np.random.Generator) -> Context:
 
     add("email_send", [{"subject_variant": v} for v in ("A", "B")])
     add("email_open", [{"mail_client": m} for d in ref.DEVICE_OS for m in ref.MAIL_CLIENTS[d]])
+    # an open made by a mail proxy on delivery (Apple Mail Privacy Protection), marked as such
+    add("email_open_machine", [{"is_machine_open": True, "mail_client": "Apple Mail"}])
     add("email_click", [{"link": k} for k in ref.CLICK_LINKS])
     add("page_view", [{"referrer": r} for r in ref.REFERRERS])
     # product views: the list shown (index) + len(VIEW_LISTS) when the product was out of stock
