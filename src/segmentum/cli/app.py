@@ -25,6 +25,7 @@ from segmentum.cli import (
     export,
     funnel,
     keys,
+    models,
     persona,
     report,
     rfm,
@@ -63,8 +64,8 @@ def _global(
 
 # in the order of the pipeline: data in, analytics, segments, personas, activation
 for _module in (
-    data, demo, rfm, clv, cohorts, drilldown, report, funnel, segment, persona, contact, export,
-    campaign, apply, trigger, template, serve, keys,
+    data, demo, rfm, clv, models, cohorts, drilldown, report, funnel, segment, persona, contact,
+    export, campaign, apply, trigger, template, serve, keys,
 ):
     app.add_typer(_module.app)
 

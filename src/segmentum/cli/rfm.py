@@ -1,7 +1,8 @@
 """`segmentum rfm`: score contacts by recency, frequency and monetary value; `rfm migration`.
 
     segmentum rfm [--levels 3|5] [--as-of DATE] [--monetary sum|mean]
-                  [--thresholds FILE.yaml] [--segment-map FILE.yaml] [--out FILE] [--json]
+                  [--thresholds FILE.yaml] [--segment-map FILE.yaml] [--out FILE]
+                  [--name NAME] [--replace] [--json]
     segmentum rfm migration --from DATE --to DATE [--by cell|name] [...same scoring options]
 
 The computation is :func:`segmentum.analytics.rfm.compute_rfm` (writes the workspace table
@@ -28,6 +29,7 @@ from segmentum.cli.common import (
     out_option,
     parse_as_of,
 )
+from segmentum.cli.models import ReplaceOpt, model_name_option, print_write
 from segmentum.errors import UsageError
 
 __all__ = ["app"]
@@ -179,6 +181,7 @@ def _print_result(res) -> None:
         + "; ".join(f"{axis} {res.edges[axis]}" for axis in ("recency", "frequency", "monetary"))
     )
     console.print(f"Wrote table [bold]{res.table}[/] ({res.contacts:,} rows).")
+    print_write(res.written)
     if res.out:
         console.print(f"Wrote {res.out}.")
 
@@ -226,9 +229,11 @@ def rfm(
     thresholds: ThresholdsOpt = None,
     segment_map: SegmentMapOpt = None,
     out: OutOpt = None,
+    name: model_name_option("rfm", "rfm5.cell") = "rfm",
+    replace: ReplaceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score every contact, write the workspace table `rfm` and print the summary."""
+    """Score every contact, write the model `rfm` (or --name) and print the summary."""
     if ctx.invoked_subcommand is not None:
         return
     from segmentum.analytics.rfm import compute_rfm
@@ -243,6 +248,8 @@ def rfm(
             thresholds=thresholds,
             segment_map=segment_map,
             out=out,
+            name=name,
+            replace=replace,
         )
     if as_json:
         from segmentum.analytics.shares import for_grid, for_segments

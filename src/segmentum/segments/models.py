@@ -63,6 +63,7 @@ __all__ = [
     "SegmentImpact",
     "check_model_name",
     "check_pins",
+    "describe_meaning",
     "model_kinds",
     "namespaces_read",
     "pins_of",
@@ -139,12 +140,17 @@ class Model:
 
     def describe(self) -> str:
         """The meaning in words: "levels 3, monetary sum, ..." (or that it is unknown)."""
-        if self.meaning is None:
-            return "settings not recorded"
-        return ", ".join(f"{k} {_shown(v)}" for k, v in self.meaning.items())
+        return describe_meaning(self.meaning)
 
     def to_dict(self) -> dict[str, Any]:
         return dc.asdict(self)
+
+
+def describe_meaning(meaning: Mapping[str, Any] | None) -> str:
+    """A meaning in words: "levels 3, monetary sum, ..." (or that it was never recorded)."""
+    if meaning is None:
+        return "settings not recorded"
+    return ", ".join(f"{k.replace('_', ' ')} {_shown(v)}" for k, v in meaning.items())
 
 
 def _shown(value: Any) -> str:
@@ -336,7 +342,9 @@ class ModelWrite:
 
     def changes(self) -> dict[str, tuple[Any, Any]]:
         """Meaning keys whose value differs from the previous model's: key -> (old, new)."""
-        old = (self.previous.meaning or {}) if self.previous is not None else {}
+        if self.previous is None or self.previous.meaning is None:
+            return {}
+        old = self.previous.meaning
         keys = dict.fromkeys([*old, *self.spec.meaning])
         return {
             k: (old.get(k), self.spec.meaning.get(k))
@@ -365,17 +373,18 @@ def _changed_words(w: ModelWrite) -> str:
     if w.previous is None or w.previous.meaning is None:
         return "its settings were never recorded, so whether this run changes what they mean is unknown"
     return "this run changes " + ", ".join(
-        f"{k} {_shown(a)} -> {_shown(b)}" for k, (a, b) in w.changes().items()
+        f"{k.replace('_', ' ')} {_shown(a)} -> {_shown(b)}" for k, (a, b) in w.changes().items()
     )
 
 
 def _conflict(w: ModelWrite) -> ModelConflictError:
     spec = w.spec
     quoted = ", ".join(f'"{s}"' for s in w.readers)
+    many = "s" if len(w.readers) > 1 else ""
     return ModelConflictError(
-        f"The {spec.kind} model {spec.name} is read by {len(w.readers)} saved segment(s) "
+        f"The model {spec.name} ({spec.kind}) is read by {len(w.readers)} saved segment{many} "
         f"({quoted}), and {_changed_words(w)}",
-        hint=f"write it under another name (--name {_other_name(spec)}; rules read it as "
+        hint=f"Write it under another name (--name {_other_name(spec)}; rules read it as "
         f"{_other_name(spec)}.*), or replace it (--replace: those segments are re-checked and what "
         "their next refresh would change is reported)",
         model=spec.name,
@@ -398,7 +407,8 @@ def writing(ws, spec: ModelSpec, as_of: _dt.datetime, *, replace: bool = False) 
     check_model_name(ws, spec.name, spec.kind)
     previous = ModelRegistry(ws).get(spec.name)
     same = previous is not None and previous.digest == spec.digest
-    w = ModelWrite(spec, "refreshed" if same else "new" if previous is None else "changed", previous)
+    unknown = previous is None or previous.meaning is None
+    w = ModelWrite(spec, "refreshed" if same else "new" if unknown else "changed", previous)
     if previous is not None and not same:
         w.readers = readers(ws, spec.name)
         if w.readers and not replace:

@@ -21,6 +21,7 @@ import pandas as pd
 from segmentum.analytics.rfm._model import RFM, RFM_COLUMNS, load_thresholds, to_utc
 from segmentum.analytics.rfm._segment_map import NO_ORDERS, OTHER, SegmentMap
 from segmentum.errors import UsageError, WorkspaceError
+from segmentum.segments.models import ModelSpec, ModelWrite, writing
 
 __all__ = [
     "NOT_YET_A_CONTACT",
@@ -54,6 +55,7 @@ class RFMResult:
     out: str | None = None
     metrics_from: str = "orders"  # or "order totals": the per-contact totals loads keep
     model: RFM | None = field(default=None, repr=False)
+    written: ModelWrite | None = field(default=None, repr=False)  # what the registry did
 
     def to_dict(self) -> dict:
         """Plain data for JSON: the keys ``segmentum rfm --json`` prints."""
@@ -72,6 +74,7 @@ class RFMResult:
             "table": self.table,
             "out": self.out,
             "metrics_from": self.metrics_from,
+            "model": None if self.written is None else self.written.to_dict(),
         }
 
 
@@ -98,30 +101,37 @@ def compute_rfm(
     thresholds=None,
     segment_map=None,
     *,
-    table: str = "rfm",
+    name: str = "rfm",
+    replace: bool = False,
     out: str | os.PathLike | None = None,
 ) -> RFMResult:
-    """Score every contact as of ``as_of`` and write the ``rfm`` table; return the summaries.
+    """Score every contact as of ``as_of`` and write the model ``name`` (table ``rfm`` by
+    default); return the summaries.
 
-    ``levels=None`` takes the levels of the thresholds file (3 without one). ``out`` also
-    writes the per-contact table to a ``.csv`` or ``.parquet`` file.
+    ``levels=None`` takes the levels of the thresholds file (3 without one). Other levels,
+    monetary, thresholds or segment map than the model ``name`` has are refused while saved
+    segments read it, unless ``replace`` (see :func:`segmentum.segments.models.writing`).
+    ``out`` also writes the per-contact table to a ``.csv`` or ``.parquet`` file.
     """
     fmt = _check_out(out)
     if levels is None:
         levels = load_thresholds(thresholds)[0] if thresholds is not None else 3
     model = RFM(levels=levels, monetary=monetary, thresholds=thresholds, segment_map=segment_map)
-    model.fit(ws, as_of=as_of)
-    if model.n_with_orders_ == 0:
-        model.release()
-        raise WorkspaceError(
-            f"No contact has a completed order before {model.as_of_:%Y-%m-%d %H:%M} UTC: "
-            "nothing to score. Load orders first, or pick a later --as-of date."
-        )
-    try:
-        ws.warehouse.rewrite_view(table, *model.stored_parts())
-    finally:
-        model.release()
-    scored = ws.table(table)
+    when = to_utc(as_of)
+    spec = ModelSpec("rfm", name, model.meaning(), _settings(model))
+    with writing(ws, spec, when, replace=replace) as written:
+        model.fit(ws, as_of=when)
+        if model.n_with_orders_ == 0:
+            model.release()
+            raise WorkspaceError(
+                f"No contact has a completed order before {model.as_of_:%Y-%m-%d %H:%M} UTC: "
+                "nothing to score. Load orders first, or pick a later --as-of date."
+            )
+        try:
+            ws.warehouse.rewrite_view(name, *model.stored_parts())
+        finally:
+            model.release()
+    scored = ws.table(name)
     if fmt == "csv":
         scored.to_csv(os.fspath(out))
     elif fmt == "parquet":
@@ -138,11 +148,21 @@ def compute_rfm(
         names=names,
         contacts=model.n_contacts_,
         contacts_with_orders=model.n_with_orders_,
-        table=table,
+        table=name,
         out=os.fspath(out) if out is not None else None,
         metrics_from=model.metrics_source_,
         model=model,
+        written=written,
     )
+
+
+def _settings(model: RFM) -> dict:
+    """What a run records beside its meaning: where the thresholds and the map came from."""
+    def source(value):
+        return None if value is None else "dict" if isinstance(value, dict) else os.fspath(value)
+
+    return {**model.meaning(), "thresholds_file": source(model.thresholds),
+            "segment_map_file": source(model.segment_map)}
 
 
 def summarise(scored, segmap: SegmentMap) -> tuple[pd.DataFrame, pd.DataFrame]:

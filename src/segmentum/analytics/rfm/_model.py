@@ -355,6 +355,23 @@ class RFM:
         changed = {k: v for k, v in self.get_params().items() if v != RFM().get_params()[k]}
         return "RFM(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
+    def meaning(self) -> dict[str, Any]:
+        """The settings that fix what the scores mean (:mod:`segmentum.segments.models`):
+        levels, monetary, the fixed thresholds ("quantiles": none) and the digest
+        of the segment map's cells. Checks the parameters; reads no data."""
+        for name, value in self.get_params().items():
+            _validate_param(name, value)
+        levels, fixed = self.levels, {}
+        if self.thresholds is not None:
+            levels, fixed = load_thresholds(self.thresholds, levels)
+        thresholds = {axis: _from_units(axis, fixed[axis]) for axis in AXES if axis in fixed}
+        return {
+            "levels": levels,
+            "monetary": self.monetary,
+            "thresholds": thresholds or "quantiles",
+            "segment_map": load_segment_map(levels, self.segment_map).digest(),
+        }
+
     def _check_is_fitted(self) -> None:
         if not hasattr(self, "edges_"):
             raise NotFittedError(

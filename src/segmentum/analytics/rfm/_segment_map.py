@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import itertools
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -87,6 +89,12 @@ class SegmentMap:
     def names(self) -> list[str]:
         """Segment names in map order, then "Other" and "No orders"."""
         return [s.name for s in self.segments] + [OTHER, NO_ORDERS]
+
+    def digest(self) -> str:
+        """12 hex digits of SHA-256 over every cell's name and labels: two maps with the same
+        digest name and label every cell alike, whatever their files look like."""
+        text = json.dumps(self.cells(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=1024)
