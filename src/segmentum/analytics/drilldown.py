@@ -7,10 +7,12 @@ This is the analysis of seed 000: in R1F3M3 ("bought often and for a lot, but lo
 last transactions are dominated by baby food - a category whose share in the segment is far
 above its share in the whole base (lift > 1).
 
-**The segment** is either an RFM cell (``R1F3M3``, matching ``^R\\dF\\dM\\d$``) or an RFM
-segment name (``"Champions"``, case-insensitive) looked up in the workspace table ``rfm``
-(the latest snapshot at or before ``as_of``), or any Ibis table with a ``contact_id`` column
-(a saved segment, a CSV list, ...). See :func:`resolve_segment`.
+**The segment** is a saved segment (by its exact name: the members its last refresh
+recorded, or at ``as_of`` from its history; never refreshed, or ``as_of`` before its first
+refresh: its rule evaluated as of then), an RFM cell (``R1F3M3``, matching
+``^R\\dF\\dM\\d$``) or an RFM segment name (``"Champions"``, case-insensitive) looked up in
+the workspace table ``rfm`` (the latest snapshot at or before ``as_of``), or any Ibis table
+with a ``contact_id`` column (a CSV list, ...). See :func:`resolve_segment`.
 
 **Recent purchases.** Only ``completed`` orders dated before ``as_of`` are purchases (a null
 status counts as completed); ``returned`` and ``cancelled`` orders are left out entirely, so
@@ -87,12 +89,15 @@ COLUMNS = [
 
 @dataclass
 class Segment:
-    """A set of contacts: a display name, the members (Ibis table of contact_id) and, for an
-    RFM segment, the ``as_of`` of the RFM snapshot it came from."""
+    """A set of contacts: a display name, the members (Ibis table of contact_id), the time
+    they are as of (the RFM snapshot's, the saved segment's refresh) and where they came
+    from (``source``: "rfm"; "saved": recorded by the saved segment's refreshes;
+    "saved_evaluated": its rule evaluated as of ``as_of``; "table")."""
 
     name: str
     members: ir.Table
     as_of: _dt.datetime | None = None
+    source: str = "rfm"
 
 
 def _rfm_literal(rfm: ir.Table, as_of: _dt.datetime):
@@ -111,22 +116,54 @@ def _to_utc(value) -> _dt.datetime | None:
 
 
 def resolve_segment(ws, segment, as_of: _dt.datetime | None = None) -> Segment:
-    """A :class:`Segment` from an RFM cell / name (table ``rfm``), an Ibis table, or a Segment.
+    """A :class:`Segment` from a saved segment's name, an RFM cell / name (table ``rfm``),
+    an Ibis table, or a Segment (see the module doc).
 
     An RFM cell or name is looked up in the latest ``rfm`` snapshot at or before ``as_of``
     (the latest of all when ``as_of`` is None). An unknown name raises UsageError with a
-    did-you-mean; a workspace without ``rfm`` raises WorkspaceError.
+    did-you-mean over saved segments and RFM names; a workspace with neither raises
+    WorkspaceError.
     """
     if isinstance(segment, Segment):
         return segment
     if isinstance(segment, ir.Table):
         if "contact_id" not in segment.columns:
             raise UsageError("A segment table needs a contact_id column.")
-        return Segment("custom segment", segment.select("contact_id").distinct())
+        return Segment("custom segment", segment.select("contact_id").distinct(), source="table")
     if not isinstance(segment, str) or not segment.strip():
-        raise UsageError("Name a segment: an RFM cell such as R1F3M3 or an RFM segment name.")
+        raise UsageError("Name a segment: a saved segment, an RFM cell such as R1F3M3 or an "
+                         "RFM segment name.")
+    from segmentum.segments import SegmentEngine
+
+    engine = SegmentEngine(ws)
+    saved = engine.store.names()
+    if segment.strip() in saved:
+        return _saved_segment(engine, segment.strip(), as_of)
     if not ws.warehouse.has_table("rfm"):
-        raise WorkspaceError("No RFM scores in this workspace yet: run `segmentum rfm` first.")
+        raise WorkspaceError(
+            f"No saved segment {segment.strip()!r}{did_you_mean(segment.strip(), saved)} and "
+            "no RFM scores to look it up in: run `segmentum rfm` first, or name a saved "
+            f"segment ({', '.join(saved) or 'none yet'})."
+        )
+    return _rfm_segment(ws, segment.strip(), as_of, saved)
+
+
+def _saved_segment(engine, name: str, as_of: _dt.datetime | None) -> Segment:
+    """A saved segment's members: recorded by its refreshes when they cover ``as_of``, else
+    its rule evaluated as of ``as_of`` (now when None)."""
+    last = engine.store.last_refreshes([name]).get(name)
+    first = engine.store.first_refresh(name)
+    if last is not None and (as_of is None or as_of >= first):
+        members = engine.current_members(name, as_of)
+        return Segment(name, members.select("contact_id"), as_of or last,
+                       "saved")
+    when = as_of or to_utc(None)
+    members = engine.members(engine.segments.check(name, ()), when)
+    return Segment(name, members.select("contact_id"), when, "saved_evaluated")
+
+
+def _rfm_segment(ws, text: str, as_of: _dt.datetime | None, saved: list[str]) -> Segment:
+    """An RFM cell or named RFM segment from the latest snapshot at or before ``as_of``."""
     rfm = ws.table("rfm")
     snap = rfm
     if as_of is not None:
@@ -136,7 +173,6 @@ def resolve_segment(ws, segment, as_of: _dt.datetime | None = None) -> Segment:
         when = f" at or before {as_of.isoformat()}" if as_of is not None else ""
         raise WorkspaceError(f"No RFM snapshot{when}: run `segmentum rfm` first.")
     snap = rfm.filter(rfm.as_of == latest)
-    text = segment.strip()
     if RFM_CELL.match(text):
         cell = text.upper()
         members = snap.filter(snap.cell == cell)
@@ -148,8 +184,10 @@ def resolve_segment(ws, segment, as_of: _dt.datetime | None = None) -> Segment:
         by_lower = {n.lower(): n for n in names}
         if text.lower() not in by_lower:
             raise UsageError(
-                f"No RFM segment or cell {text!r}.{did_you_mean(text, names)} "
-                f"Cells look like R1F3M3; names are: {', '.join(names) or '(none)'}."
+                f"No saved segment, RFM segment or cell {text!r}."
+                f"{did_you_mean(text, [*saved, *names])} Saved segments: "
+                f"{', '.join(saved) or '(none)'}; RFM cells look like R1F3M3; RFM names are: "
+                f"{', '.join(names) or '(none)'}."
             )
         name = by_lower[text.lower()]
         members = snap.filter(snap.name == name)
@@ -321,7 +359,9 @@ def drilldown(
             "last_orders": last_orders if window_days is None else None,
             "window_days": window_days,
             "as_of": as_of,
-            "rfm_as_of": seg.as_of,
+            "rfm_as_of": seg.as_of if seg.source == "rfm" else None,
+            "segment_source": seg.source,
+            "segment_as_of": seg.as_of,
             "segment_members": n_members,
             "segment_buyers": segment_buyers,
             "base_buyers": base_buyers,

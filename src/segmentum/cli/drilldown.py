@@ -40,6 +40,14 @@ app = typer.Typer()
 LIFESTAGE_TABLE = "lifestage"
 
 
+# where drill-down found the segment's members (analytics.drilldown.Segment.source)
+SOURCES = {
+    "rfm": "RFM",
+    "saved": "saved segment, members as its refreshes recorded",
+    "saved_evaluated": "saved segment, its rule evaluated as of the time below",
+}
+
+
 def _pct(x) -> str:
     return "" if is_missing(x) else f"{x:.1%}"
 
@@ -107,7 +115,8 @@ def lifestage_table(bands: pd.DataFrame, assortment: pd.DataFrame | None = None)
 @app.command("drilldown")
 def drilldown_cmd(
     segment: Annotated[
-        str, typer.Option("--segment", "-s", help="RFM cell (R1F3M3) or RFM segment name.")
+        str, typer.Option("--segment", "-s", help="A saved segment (its members at the last "
+                          "refresh), an RFM cell (R1F3M3) or an RFM segment name.")
     ],
     by: Annotated[str, typer.Option(help="category, brand or sku.")] = "category",
     last_orders: Annotated[
@@ -144,7 +153,8 @@ def drilldown_cmd(
         emit_json({**a, "rows": df})
         return
     console.print(
-        f"Segment [bold]{a['segment']}[/]: {a['segment_members']:,} members, "
+        f"Segment [bold]{a['segment']}[/] ({SOURCES.get(a['segment_source'], 'given')}): "
+        f"{a['segment_members']:,} members, "
         f"{a['segment_buyers']:,} with purchases in the {a['recent']}; "
         f"base: {a['base_buyers']:,} buyers. As of {a['as_of'].isoformat()}."
     )
