@@ -139,3 +139,12 @@ def test_every_command_has_json():
         and not any("--json" in getattr(p, "opts", ()) for p in cmd.params)
     ]
     assert not missing, f"commands without --json: {missing}"
+
+
+def test_slugs_for_generated_segment_names():
+    from segmentum.personas.run import segment_name
+    from segmentum.segments.store import slugify
+
+    assert segment_name(2, "Home & Garden buyers") == "persona-2-home-garden-buyers"
+    assert slugify("Café: Crème brûlée / fans!") == "cafe-creme-brulee-fans"
+    assert slugify("***") == "segment" and len(slugify("x" * 500)) == 80

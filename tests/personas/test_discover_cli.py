@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 
 from segmentum.errors import UsageError, WorkspaceError
 from segmentum.personas.features import persona_features
-from segmentum.personas.run import _sample, discover_personas
+from segmentum.personas.run import _sample, discover_personas, segment_name
 from segmentum.segments import SegmentEngine
 from segmentum.workspace import open_workspace
 from tests.test_cli import run
@@ -233,7 +234,8 @@ def test_save_tables_rules_and_segments(ws_path):
     out = discover_json(ws_path, "--k", "3", "--save-segments")
     assert out["saved"] is True
     names = {c["cluster"]: c["persona"] for c in out["clusters"]}
-    assert out["segments"] == [f"persona {c}: {names[c]}" for c in range(4)]
+    assert out["segments"] == [segment_name(c, names[c]) for c in range(4)]
+    assert all(re.fullmatch(r"persona-\d-[a-z0-9-]+", s) for s in out["segments"])
     with open_workspace(ws_path) as ws:
         personas = ws.table("personas").to_pandas()
         assert len(personas) == 70 and personas.contact_id.is_unique
@@ -247,7 +249,7 @@ def test_save_tables_rules_and_segments(ws_path):
         assert eng.preview("persona.cluster = 2", as_of=T.to_pydatetime()).count == len(fashion)
         rule = f'persona.persona = "{names[2]}"'
         assert eng.preview(rule, as_of=T.to_pydatetime()).count == len(fashion)
-        seg = f"persona 2: {names[2]}"
+        seg = segment_name(2, names[2])
         eng.refresh([seg], T.to_pydatetime())
         assert set(eng.current_members(seg).to_pandas().contact_id) == fashion
 

@@ -265,8 +265,10 @@ def save_personas(ws, result: DiscoveryResult) -> None:
 
 
 def segment_name(cluster: int, persona: str) -> str:
-    """The saved segment of one cluster: "persona 3: Loyal Fashion buyers"."""
-    return f"persona {cluster}: {persona}"
+    """The saved segment of one cluster, a slug: "persona-3-loyal-fashion-buyers"."""
+    from segmentum.segments.store import slugify
+
+    return slugify(f"persona {cluster} {persona}")
 
 
 def save_segments(ws, result: DiscoveryResult) -> list[str]:

@@ -25,7 +25,9 @@ from __future__ import annotations
 import dataclasses as dc
 import datetime as _dt
 import json
+import re
 import time
+import unicodedata
 
 import ibis
 import ibis.expr.types as ir
@@ -147,6 +149,14 @@ def check_name(name: object) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise SegmentError("a segment name can't contain control characters (tabs, newlines)")
     return name
+
+
+def slugify(text: str, max_length: int = 80) -> str:
+    """A segment name made from free text: lower-case ASCII letters, digits and single
+    hyphens ("persona 2: Home & Garden buyers" -> "persona-2-home-garden-buyers")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_length].rstrip("-") or "segment"
 
 
 def _segment(row: dict) -> SavedSegment:
