@@ -227,3 +227,20 @@ def test_cli_refuses_and_names_the_way_forward(shop, tmp_path):
     assert rows["rfm"]["meaning"]["levels"] == 5 and rows["rfm"]["readers"] == ["best",
                                                                                  "best-or-new"]
     assert rows["rfm5"]["readers"] == []
+
+
+def test_clv_is_a_model_too_its_horizon_is_meaning_and_its_as_of_data(shop):
+    from segmentum.analytics.clv import compute_clv
+
+    compute_clv(shop, as_of=T)
+    SegmentEngine(shop).create("likely", "clv.expected_purchases > 1")
+    assert compute_clv(shop, as_of="2024-07-08").written.status == "refreshed"
+    with pytest.raises(ModelConflictError, match="horizon days 365.0 -> 90.0") as info:
+        compute_clv(shop, as_of=T, horizon_days=90)
+    assert info.value.details["segments"] == ["likely"] and "--name clv90" in info.value.hint
+    res = compute_clv(shop, as_of=T, horizon_days=90, name="clv90")
+    assert res.table == "clv90" and shop.warehouse.has_table("clv90_models")
+    assert set(shop.table("clv90").horizon_days.to_pandas()) == {90.0}
+    assert set(shop.table("clv").horizon_days.to_pandas()) == {365.0}
+    count = SegmentEngine(shop).count("clv90.expected_purchases > 0.1", as_of=T)
+    assert count == int((shop.table("clv90").to_pandas().expected_purchases > 0.1).sum())

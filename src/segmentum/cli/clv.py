@@ -31,6 +31,7 @@ from segmentum.cli.common import (
     parse_as_of,
     working,
 )
+from segmentum.cli.models import ReplaceOpt, model_name_option, print_write
 
 __all__ = ["app"]
 
@@ -97,22 +98,27 @@ def fit_cmd(
         ),
     ] = 365,
     model: ModelOpt = None,
+    name: model_name_option("clv", "clv90.p_alive") = "clv",
+    replace: ReplaceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit BG/NBD (or MBG/NBD) and Gamma-Gamma on completed orders before --as-of and score
     every buyer."""
-    from segmentum.analytics.clv import CLV_MODELS_TABLE, CLV_TABLE, compute_clv
+    from segmentum.analytics.clv import compute_clv
+    from segmentum.analytics.clv.scores import models_table_of
 
     with open_ws(workspace) as ws:
         chosen = as_of_for(ws, as_of, as_json=as_json)
         with _fitting("Summarising orders and fitting the CLV models...", as_json) as fit:
             result = compute_clv(
-                ws, as_of=chosen.time, horizon_days=horizon_days, **_model_kwargs(model)
+                ws, as_of=chosen.time, horizon_days=horizon_days, name=name, replace=replace,
+                **_model_kwargs(model),
             )
     info = result.overview()
+    tables = [result.table, models_table_of(result.table)]
     if as_json:
         emit_json({**info, **chosen.to_dict(), "warnings": chosen.warnings + fit,
-                   "tables": [CLV_TABLE, CLV_MODELS_TABLE]})
+                   "tables": tables, "registry": result.written.to_dict()})
         return
     title = f"CLV models as of {result.as_of:%Y-%m-%d %H:%M} UTC"
     console.print(_params_table(title, info["models"]))
@@ -120,9 +126,9 @@ def fit_cmd(
     for note in info["notes"]:
         console.print(note, style="dim")
     console.print(
-        f"Wrote table [bold]{CLV_TABLE}[/] ({info['contacts']:,} rows) "
-        f"and [bold]{CLV_MODELS_TABLE}[/]."
+        f"Wrote table [bold]{tables[0]}[/] ({info['contacts']:,} rows) and [bold]{tables[1]}[/]."
     )
+    print_write(result.written)
 
 
 def _scores_table(info: dict, horizon_days: int) -> Table:

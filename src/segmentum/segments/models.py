@@ -394,8 +394,12 @@ def _conflict(w: ModelWrite) -> ModelConflictError:
 
 
 def _other_name(spec: ModelSpec) -> str:
-    levels = spec.meaning.get("levels")
-    return f"{spec.name}{levels}" if isinstance(levels, int) else f"{spec.name}_2"
+    """A name to suggest for the new model: rfm5 for 5 levels, clv90 for a 90-day horizon."""
+    for key in ("levels", "horizon_days"):
+        value = spec.meaning.get(key)
+        if isinstance(value, int | float) and float(value).is_integer():
+            return f"{spec.name}{int(value)}"
+    return f"{spec.name}_2"
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ the Gamma-Gamma on that summary, and writes two tables:
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from segmentum.analytics.clv.gamma_gamma import GammaGamma, discounted_expected_
 from segmentum.analytics.clv.purchase_models import DEFAULT_MODEL, purchase_model
 from segmentum.analytics.clv.summary import summary_from_orders, to_utc_timestamp
 from segmentum.errors import UsageError, WorkspaceError
+from segmentum.segments.models import ModelSpec, ModelWrite, writing
 
 __all__ = [
     "ClvResult",
@@ -70,6 +72,8 @@ class ClvResult:
     purchases: BGNBD  # the repeat-purchase model: a BGNBD or an MBGNBD
     gamma_gamma: GammaGamma
     scores: pd.DataFrame = field(repr=False)
+    table: str = CLV_TABLE  # the model the scores were written as (rules read table.*)
+    written: ModelWrite | None = field(default=None, repr=False)  # what the registry did
 
     def overview(self) -> dict[str, Any]:
         """Headline numbers: contacts, repeat and one-time buyers apart, totals over the
@@ -154,6 +158,8 @@ def compute_clv(
     penalizer: float = 0.0,
     write: bool = True,
     model: str = DEFAULT_MODEL,
+    name: str = CLV_TABLE,
+    replace: bool = False,
 ) -> ClvResult:
     """Fit a repeat-purchase model (``model``: "bgnbd" or "mbgnbd") + Gamma-Gamma on orders
     before ``as_of`` and write ``clv`` / ``clv_models``.
@@ -161,7 +167,10 @@ def compute_clv(
     ``as_of`` defaults to now (UTC). ``horizon_days`` is the forecast window for
     expected_purchases and expected_value; ``annual_discount_rate`` discounts
     expected_value week by week (0 = undiscounted: expected purchases x expected spend).
-    ``write=False`` computes without touching the workspace.
+    ``write=False`` computes without touching the workspace. ``name`` is the model written
+    (table ``name`` and ``name_models``); a model, horizon, time unit or discount rate other
+    than the model ``name`` has is refused while saved segments read it, unless ``replace``
+    (:func:`segmentum.segments.models.writing`).
     """
     if not (isinstance(horizon_days, int | float) and horizon_days > 0):
         raise UsageError(
@@ -176,6 +185,24 @@ def compute_clv(
     as_of_ts = (
         pd.Timestamp.now(tz="UTC").floor("s") if as_of is None else to_utc_timestamp(as_of, "as_of")
     )
+    spec = ModelSpec(
+        "clv",
+        name,
+        {"model": model, "horizon_days": float(horizon_days), "unit_days": float(unit_days),
+         "annual_discount_rate": float(annual_discount_rate)},
+        {"penalizer": float(penalizer)},
+    )
+    with writing(ws, spec, as_of_ts, replace=replace) if write else nullcontext() as written:
+        result = _fit(ws, fitted, as_of_ts, horizon_days, unit_days, annual_discount_rate,
+                      penalizer)
+        if write:
+            _write(ws, result, name)
+    result.table, result.written = name, written
+    return result
+
+
+def _fit(ws, fitted, as_of_ts, horizon_days, unit_days, annual_discount_rate, penalizer):
+    """Summarise the orders before ``as_of_ts``, fit both models and score every buyer."""
     summary = summary_from_orders(ws.table("orders"), observation_end=as_of_ts, unit_days=unit_days)
     df = summary.to_pandas()
     if df.empty:
@@ -234,16 +261,14 @@ def compute_clv(
             "horizon_days": float(horizon_days),
         }
     )
-    result = ClvResult(as_of_ts, float(horizon_days), float(unit_days), bg, gg, scores)
-    if write:
-        _write(ws, result)
-    return result
+    return ClvResult(as_of_ts, float(horizon_days), float(unit_days), bg, gg, scores)
 
 
-def _write(ws, result: ClvResult) -> None:
+def _write(ws, result: ClvResult, name: str = CLV_TABLE) -> None:
     wh = ws.warehouse
-    wh.replace_table(CLV_TABLE, result.scores)
-    wh.create_table(CLV_MODELS_TABLE, CLV_MODELS_SCHEMA)
+    models_table = models_table_of(name)
+    wh.replace_table(name, result.scores)
+    wh.create_table(models_table, CLV_MODELS_SCHEMA)
     fitted_at = pd.Timestamp.now(tz="UTC").floor("us")
     rows = pd.DataFrame(
         [
@@ -263,10 +288,15 @@ def _write(ws, result: ClvResult) -> None:
     )
     for col in ("as_of", "fitted_at"):
         rows[col] = rows[col].astype("datetime64[us, UTC]")
-    models = ws.table(CLV_MODELS_TABLE)
+    models = ws.table(models_table)
     kept = models.filter(models.as_of != result.as_of.to_pydatetime()).to_pandas()
     if len(kept) < models.count().to_pandas():
-        wh.replace_table(CLV_MODELS_TABLE, pd.concat([kept, rows], ignore_index=True))
+        wh.replace_table(models_table, pd.concat([kept, rows], ignore_index=True))
     else:
-        wh.insert(CLV_MODELS_TABLE, rows)
+        wh.insert(models_table, rows)
+
+
+def models_table_of(name: str) -> str:
+    """The table of fitted parameters of the CLV model ``name`` (``clv_models`` for clv)."""
+    return f"{name}_models"
 
