@@ -98,7 +98,7 @@ class ConsentPolicy:
         """contact_id, allowed, reason (null when allowed) for each contact of ``contacts``
         (a table with contact_id, or ids) on ``channel`` (a Channel or a configured name)."""
         channel = self._channel(channel)
-        T = to_utc(at)
+        T = to_utc(at) if at is not None else _dt.datetime.now(_dt.UTC)  # to the microsecond
         ids = _ids_table(contacts)
         c = self.wh.table("contacts")
         if not transactional and channel.consent_field not in c.columns:

@@ -734,7 +734,7 @@ class _Consent:
     def __init__(self, ws, channels: dict, rows: list[dict], T: _dt.datetime) -> None:
         from segmentum.activation import consent
 
-        self.ws, self.channels, self.rows, self.T = ws, channels, rows, max(T, _now())
+        self.ws, self.channels, self.rows, self.T = ws, channels, rows, T
         self._changes = consent.changes
         self._seen = -1
         self._reasons: dict[tuple, str | None] = {}
@@ -743,13 +743,14 @@ class _Consent:
         from segmentum.activation.consent import ConsentPolicy
 
         self._seen = self._changes(self.ws)
+        at = max(self.T, _now())
         policy = ConsentPolicy(self.ws)
         groups: dict[tuple, list[str]] = {}
         for r in self.rows:
             groups.setdefault((r["channel"], bool(r["transactional"])), []).append(r["contact_id"])
         self._reasons = {}
         for (channel, transactional), ids in groups.items():
-            found = policy.check(ids, self.channels[channel], transactional, self.T)
+            found = policy.check(ids, self.channels[channel], transactional, at)
             self._reasons.update({(channel, transactional, c): why for c, why in found.items()})
 
     def reason(self, r: dict) -> str | None:
