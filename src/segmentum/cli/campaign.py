@@ -209,7 +209,8 @@ def global_control_cmd(
                    "with this share of contacts held out of all marketing.", show_default=False)] = None,
     salt: Annotated[str | None, typer.Option("--salt", help="The epoch's salt (default: a new "
                     "random one, so the group is drawn anew).", show_default=False)] = None,
-    start: as_of_option("When the epoch starts (ISO 8601, UTC). Default: now.") = None,
+    start: Annotated[str | None, typer.Option("--start", help="When the epoch starts (ISO 8601, "
+                     "UTC). Default: now.", show_default=False)] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
