@@ -266,3 +266,58 @@ def test_kill_9_between_steps_never_fires_twice(tmp_path, point):
         assert (run.detected, run.carried_out) == (0, 0)
     finally:
         ws.close()
+
+
+SEND_CRASH = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+import datetime as dt
+from segmentum import open_workspace
+from segmentum.activation import triggers as tr
+tr._mark = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # after the log, before done
+ws = open_workspace({path!r})
+tr.fire_from_refresh(ws, [], dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+"""
+
+
+def test_send_action_through_the_planner_exactly_once_after_kill_9(tmp_path):
+    from segmentum.activation.channels import load_channels
+    from segmentum.activation.delivery import Sender
+
+    path = str(tmp_path / "ws.duckdb")
+    people = [dict(c, email=f"{c['contact_id'].lower()}@example.com", first_name="Ann",
+                   email_opt_in=c["contact_id"] != "C1") for c in contacts()]
+    ws = build_workspace(path, contacts=people)
+    (tmp_path / "segmentum.yaml").write_text(
+        "channels:\n  archive: {type: outbox, path: out.jsonl, address_field: email, "
+        "consent_field: email_opt_in}\n")
+    (tmp_path / "hello.yaml").write_text('subject: "Hi {{ first_name }}"\ntext: "Welcome to X"\n')
+    eng = SegmentEngine(ws)
+    eng.create("xs", 'city = "X"')
+    tr.TriggerStore(ws).save(trigger(f"""
+        name: hello-x
+        on: {{enter: xs}}
+        action: {{send: {{channel: archive, content: hello, tags: [marketing]}}}}
+        templates_dir: {tmp_path}
+    """))
+    eng.refresh(as_of=T)
+    ws.close()
+    script = tmp_path / "crash.py"
+    script.write_text(SEND_CRASH.format(repo=REPO, path=path))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    ws = build_workspace(path)
+    try:
+        d = ws.table("deliveries")
+        assert d.count().execute() == 3  # the batch reached the log before the crash
+        [run] = tr.fire_from_refresh(ws, [], T)
+        assert run.carried_out == 3 and d.count().execute() == 3  # nothing added twice
+        counted = d.group_by("outcome").agg(n=d.count()).to_pyarrow().to_pylist()
+        outcomes = {r["outcome"]: r["n"] for r in counted}
+        assert outcomes == {"scheduled": 2, "no_consent": 1}
+        Sender(ws, load_channels(ws)).deliver(now=T + DAY)
+        Sender(ws, load_channels(ws)).deliver(now=T + DAY)
+        lines = (tmp_path / "out.jsonl").read_text().splitlines()
+        assert len(lines) == 2 and all('"subject":"Hi Ann"' in line for line in lines)
+    finally:
+        ws.close()

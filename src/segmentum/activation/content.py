@@ -457,7 +457,10 @@ def render(template: Template, context: Mapping[str, Any], *, contact_id: str | 
         out[part] = None if compiled is None else _render_part(
             template, variant, part, compiled, context, contact_id
         )
-    return Rendered(out["subject"], out["text"], out["html"], variant)
+    subject = out["subject"]
+    if subject is not None:  # one line: a file's final newline and inner line breaks go
+        subject = " ".join(subject.split())
+    return Rendered(subject, out["text"], out["html"], variant)
 
 
 def _render_part(template, variant, part, compiled, context, contact_id) -> str:
