@@ -60,10 +60,10 @@ def test_errors_name_file_line_and_key(extra, key, line, message):
 
 def test_error_hints_and_yaml_errors():
     assert error(BASE + "contrl_pct: 5\n")["hint"] == 'Did you mean "control_pct"?'
-    assert error("name: x\naudience: {segment: a}\n")["message"] == "missing key 'content'"
+    assert error("name: x\naudience: {segment: a}\n")["message"] == "c.yaml, line 1: content: missing key 'content'"
     assert error("name: x\naudience: {segment: a, rule: b}\ncontent: t\n")["key"] == "audience"
     bad = error("name: [unclosed\n")
-    assert bad["message"].startswith("not valid YAML") and bad["line"] == 2
+    assert bad["message"].startswith("c.yaml, line 2: not valid YAML") and bad["line"] == 2
     assert "letters, digits" in error(BASE.replace("weekly", "bad name", 1))["message"]
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "Schedule",
     "load_campaign",
     "loads_campaign",
+    "file_error",
     "format_duration",
     "parse_duration",
     "run_id",
@@ -294,11 +295,26 @@ class Campaign(_Model):
 
 
 # -- files ------------------------------------------------------------------------------------
+def file_error(
+    message: str,
+    *,
+    file: str,
+    key: str | None = None,
+    line: int | None = None,
+    column: int | None = None,
+    hint: str | None = None,
+) -> CampaignFileError:
+    """A CampaignFileError whose text starts with where it is: ``FILE, line L: KEY: ...``."""
+    where = file + (f", line {line}" if line else "") + (f": {key}" if key else "")
+    return CampaignFileError(f"{where}: {message}", file=file, key=key, line=line, column=column,
+                             hint=hint)
+
+
 def loads_campaign(text: str, file: str = "<string>", templates_dir: str | None = None) -> Campaign:
     """A campaign from YAML text; ``file`` names it in errors."""
     data, root = _yaml(text, file)
     if not isinstance(data, Mapping):
-        raise CampaignFileError(
+        raise file_error(
             "a campaign file is a mapping with keys name, audience, channel, content, ...",
             file=file,
         )
@@ -323,9 +339,9 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CampaignFileError(f"can't read the file: {exc.strerror or exc}", file=str(path)) from None
+        raise file_error(f"can't read the file: {exc.strerror or exc}", file=str(path)) from None
     except UnicodeDecodeError:
-        raise CampaignFileError("the file is not UTF-8 text", file=str(path)) from None
+        raise file_error("the file is not UTF-8 text", file=str(path)) from None
 
 
 def _yaml(text: str, file: str) -> tuple[Any, Any]:
@@ -333,7 +349,7 @@ def _yaml(text: str, file: str) -> tuple[Any, Any]:
         return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise CampaignFileError(
+        raise file_error(
             f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
             file=file,
             line=mark.line + 1 if mark else None,
@@ -355,7 +371,7 @@ def _located(exc: ValidationError, root: Any, file: str) -> CampaignFileError:
         message = f"unknown key {loc[-1]!r}"
     elif err["type"] == "missing":
         message = f"missing key {loc[-1]!r}" if loc else message
-    return CampaignFileError(message, file=file, key=key, line=line, column=column, hint=hint)
+    return file_error(message, file=file, key=key, line=line, column=column, hint=hint)
 
 
 _UNION_TAGS = {"str", "InlineContent", "function-after[_one(), Schedule]"}
