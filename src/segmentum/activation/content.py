@@ -466,38 +466,30 @@ def render(template: Template, context: Mapping[str, Any], *, contact_id: str | 
 def _render_part(template, variant, part, compiled, context, contact_id) -> str:
     try:
         return compiled.render(context)
-    except jinja2.UndefinedError as exc:
-        field = _missing_field(exc)
-        src = _source(template, variant, part)
-        line = _template_line(exc, src.file)
-        where = f"{part}, line {line}" if line else part
-        raise RenderError(
-            f'template "{template.name}" ({where}): contact {contact_id} has no {field}',
-            contact_id=contact_id,
-            template=template.name,
-            variant=variant,
-            part=part,
-            line=line,
-            file=src.file,
-            file_line=src.first_line + line - 1 if line else None,
-            field=field,
-            hint=f'Fill {field} for this contact, or give it a default: '
-            f'{{{{ {field} | default("...") }}}}, or guard it: {{% if {field} is defined %}}',
-        ) from None
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        src = _source(template, variant, part)
-        line = _template_line(exc, src.file)
-        where = f"{part}, line {line}" if line else part
-        raise RenderError(
+        raise _render_error(exc, template, variant, part, contact_id) from None
+
+
+def _render_error(exc, template, variant, part, contact_id) -> RenderError:
+    """A located RenderError for one contact: the missing field, or what failed, and where."""
+    src = _source(template, variant, part)
+    line = _template_line(exc, src.file)
+    where = f"{part}, line {line}" if line else part
+    located = dict(contact_id=contact_id, template=template.name, variant=variant, part=part,
+                   line=line, file=src.file, file_line=src.first_line + line - 1 if line else None)
+    if not isinstance(exc, jinja2.UndefinedError):
+        return RenderError(
             f'template "{template.name}" ({where}) failed for contact {contact_id}: {exc}',
-            contact_id=contact_id,
-            template=template.name,
-            variant=variant,
-            part=part,
-            line=line,
-            file=src.file,
-            hint="check the expression on that line",
-        ) from None
+            hint="check the expression on that line", **located,
+        )
+    field = _missing_field(exc)
+    return RenderError(
+        f'template "{template.name}" ({where}): contact {contact_id} has no {field}',
+        field=field,
+        hint=f'Fill {field} for this contact, or give it a default: '
+        f'{{{{ {field} | default("...") }}}}, or guard it: {{% if {field} is defined %}}',
+        **located,
+    )
 
 
 def _source(template: Template, variant: str | None, part: str) -> Source:
