@@ -24,6 +24,13 @@ of the audience; the first one has no previous export, so everyone is an additio
                    gone can't be written there and is counted (``removed_unwritable``).
     csv            one FILE with a first column ``action`` = ``add`` or ``remove``.
 
+An export never overwrites silently a file that another kind of export wrote: FILE (and
+the removals file) may be replaced only by an export of the same segment, format and kind
+(full or incremental) as the recorded export that wrote it - re-running an export refreshes
+its file. A file of another export (a full audience, say, under an incremental export) or
+one no export of this workspace wrote is refused with a suggested other name, unless
+``force``.
+
 Every export, full or incremental, records the audience it sent as its snapshot:
 
     exports         export_id, segment, format, at (the membership time), created_at,
@@ -145,6 +152,64 @@ def _check_out(out: str | os.PathLike) -> Path:
         raise UsageError(f"Cannot write the export to {os.fspath(path)!r}: folder "
                          f"{os.fspath(path.parent)!r} does not exist.")
     return path
+
+
+def _written_by(wh, path: Path) -> dict | None:
+    """The latest recorded export that wrote ``path`` (as its file or its removals file),
+    with ``removals`` telling which; None when no export of this workspace did."""
+    if not wh.has_table(EXPORTS):
+        return None
+    e = wh.table(EXPORTS)
+    rows = e.select("export_id", "segment", "format", "incremental", "file", "removals_file",
+                    "created_at").order_by(ibis.desc("export_id")).to_pyarrow().to_pylist()
+    target = path.resolve()
+    for row in rows:
+        for key in ("file", "removals_file"):
+            if row[key] and Path(row[key]).resolve() == target:
+                return {**row, "removals": key == "removals_file"}
+    return None
+
+
+def _kind(incremental: bool) -> str:
+    return "incremental" if incremental else "full"
+
+
+def _other_name(path: Path, segment: str, fmt: str, incremental: bool) -> Path:
+    """A free file name for an export refused at ``path``: fans.csv -> fans.changes.csv."""
+    from segmentum.segments.store import slugify
+
+    tag = "changes" if incremental else "full"
+    base = path.stem.removesuffix(".changes").removesuffix(".full")
+    other = path.with_name(f"{base}.{tag}{path.suffix}")
+    if other == path or other.exists():
+        other = path.with_name(f"{base}.{slugify(segment)}.{fmt}.{tag}{path.suffix}")
+    return other
+
+
+def _check_overwrite(wh, path: Path, segment: str, fmt: str, incremental: bool) -> None:
+    """Refuse to replace an existing file that another kind of export (or none) wrote."""
+    if not path.exists():
+        return
+    owner = _written_by(wh, path)
+    if owner and (owner["segment"], owner["format"], bool(owner["incremental"])) == (
+        segment, fmt, incremental
+    ):
+        return
+    if owner:
+        part = "removals of the" if owner["removals"] else "the"
+        what = (f"{part} {_kind(owner['incremental'])} {owner['format']} export "
+                f"#{owner['export_id']} of segment {owner['segment']!r} "
+                f"({owner['created_at']:%Y-%m-%d %H:%M} UTC)")
+    else:
+        what = "a file no export of this workspace wrote"
+    other = _other_name(path, segment, fmt, incremental)
+    raise UsageError(
+        f"Not overwriting {os.fspath(path)}: it holds {what}; this {_kind(incremental)} "
+        f"{fmt} export of segment {segment!r} would replace it.",
+        hint=f"Write it to another file, e.g. --out {os.fspath(other)}, or pass --force to "
+        "replace the file.",
+        path=os.fspath(path), export_id=owner["export_id"] if owner else None,
+    )
 
 
 def _check_format(fmt: str) -> str:
@@ -429,6 +494,7 @@ def export_segment(
     consent_field: str = DEFAULT_CONSENT_FIELD,
     batch_rows: int = BATCH_ROWS,
     progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Write the audience of a saved segment to ``out`` in format ``fmt`` (csv, meta,
     google), in full or, with ``changes_since_last``, only what changed since the previous
@@ -437,6 +503,7 @@ def export_segment(
     ``as_of``: the members at that time, from the membership history (default: after the
     last refresh). ``fields``: the contacts columns of a csv export. ``progress`` is called
     after each batch with the number of members (then removed contacts) read so far.
+    ``force``: replace ``out`` even when another kind of export wrote it (module doc).
     """
     started = time.perf_counter()
     fmt = _check_format(fmt)
@@ -452,6 +519,10 @@ def export_segment(
     removals = removals_path(path) if incremental and fmt != "csv" else None
     if removals is not None:
         _check_out(removals)
+    if not force:
+        for target in (path, removals):
+            if target is not None:
+                _check_overwrite(wh, target, segment, fmt, incremental)
 
     _ensure_tables(wh)
     previous_id = _previous_export(wh, segment, fmt) if incremental else None

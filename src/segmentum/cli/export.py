@@ -27,6 +27,7 @@ from segmentum.cli.common import (
     json_errors,
     open_ws,
     parse_as_of,
+    working,
 )
 
 __all__ = ["app", "result_table"]
@@ -97,6 +98,11 @@ def export_cmd(
                      "membership history (ISO 8601, UTC). Default: as of the last refresh.",
                      show_default=False),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace FILE even when another kind of export (or no "
+                     "export) wrote it."),
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -105,21 +111,17 @@ def export_cmd(
 
     with json_errors(as_json), open_ws(workspace) as ws:
         when = parse_as_of(as_of, default_now=False)
-        if as_json:
+        with working("Exporting...", quiet=as_json) as status:
             result = export_segment(
                 ws, segment, fmt, out, as_of=when, changes_since_last=changes_since_last,
                 fields=fields.split(",") if fields is not None else None,
-                consent_field=consent_field,
+                consent_field=consent_field, force=force,
+                progress=None if status is None else (
+                    lambda n: status.update(f"Exporting... {n:,} members read")),
             )
+        if as_json:
             emit_json(result.to_dict())
             return
-        with console.status("Exporting...") as status:
-            result = export_segment(
-                ws, segment, fmt, out, as_of=when, changes_since_last=changes_since_last,
-                fields=fields.split(",") if fields is not None else None,
-                consent_field=consent_field,
-                progress=lambda n: status.update(f"Exporting... {n:,} members read"),
-            )
     console.print(result_table(result))
     console.print(f"Written to {result.file}" + (
         f"; removals to {result.removals_file}" if result.removals_file else ""
