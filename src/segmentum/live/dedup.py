@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +37,7 @@ from segmentum.live.log import Offset
 __all__ = ["Deduplicator", "dedup_key"]
 
 _ENTRY = np.dtype([("key", "S16"), ("partition", "<u4"), ("position", "<u8")])
+_PACK = struct.Struct("<16sIQ").pack
 DAY = 86_400.0
 
 
@@ -122,12 +124,14 @@ class Deduplicator:
     def seen(self, keys: Sequence[bytes]) -> list[bool]:
         """For each key: was it stored (within the window)?"""
         with self._lock:
-            hits = np.fromiter((k in self._active for k in keys), bool, len(keys))
-            if self._sealed and not hits.all():
+            hits = [k in self._active for k in keys]
+            if self._sealed and not all(hits):
+                found = np.array(hits)
                 queries = np.array(keys, dtype="S16")
                 for chunk in self._sealed:
-                    hits |= chunk.contains(queries)
-            return hits.tolist()
+                    found |= chunk.contains(queries)
+                hits = found.tolist()
+            return hits
 
     def add(self, entries: Iterable[tuple[bytes, Offset]]) -> None:
         """Remember keys just stored at these log offsets."""
@@ -138,7 +142,7 @@ class Deduplicator:
             now = self._clock()
             if self._active and (len(self._active) >= self._chunk_entries or now - self._active_start >= DAY):
                 self._seal()
-            os.write(self._fd, np.array(rows, _ENTRY).tobytes())
+            os.write(self._fd, b"".join(_PACK(*row) for row in rows))
             self._active.update(r[0] for r in rows)
             self._active_newest = now
             for _k, partition, position in rows:

@@ -69,15 +69,25 @@ class Intake:
             written = self.log.submit([(m.key, m.record) for m in fresh.values()])
             for key in fresh:
                 self._pending[key] = written
-        written.add_done_callback(lambda f: self._written(f, list(fresh)))
-        return _all_of([written, *waits], Receipt(len(fresh), len(messages) - len(fresh)))
+        receipt = Receipt(len(fresh), len(messages) - len(fresh))
+        done: Future[Receipt] = Future()
+        done.set_running_or_notify_cancel()
+        written.add_done_callback(lambda f: self._written(f, list(fresh), waits, done, receipt))
+        return done
 
-    def _written(self, written: Future, keys: list[bytes]) -> None:
+    def _written(self, written: Future, keys: list[bytes], waits: set[Future], done: Future,
+                 receipt: Receipt) -> None:
         with self._lock:
             for key in keys:
                 self._pending.pop(key, None)
             if written.exception() is None:
                 self.dedup.add(zip(keys, written.result(), strict=True))
+        if written.exception() is not None:
+            done.set_exception(written.exception())
+        elif not waits:
+            done.set_result(receipt)
+        else:  # duplicates of messages other requests were writing: their outcome decides
+            _all_of(list(waits), receipt).add_done_callback(lambda f: _copy(f, done))
 
     def recover(self) -> int:
         """Re-add the keys of records past the deduplicator's checkpoint; how many."""
@@ -110,6 +120,13 @@ class Intake:
         self._stop.set()
         self._flusher.join()
         self.dedup.close()
+
+
+def _copy(source: Future, target: Future) -> None:
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
 
 
 def _all_of(futures: list[Future], result: Receipt) -> Future[Receipt]:

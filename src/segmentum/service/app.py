@@ -42,7 +42,7 @@ def create_app(settings: ServeSettings | None = None, state: ServiceState | None
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(tracking.router)
+    app.router.routes.extend(tracking.routes)
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

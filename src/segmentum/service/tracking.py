@@ -24,16 +24,17 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 
-from fastapi import APIRouter, Request, Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from segmentum.errors import OverloadedError, PayloadError, PayloadTooLargeError
 from segmentum.live.spec import BATCH_ENDPOINTS, MESSAGE_TYPES, decode_body, messages_of, parse_json
 from segmentum.service.deps import request_key
 from segmentum.service.state import ServiceState
 
-__all__ = ["router"]
+__all__ = ["routes", "Admission"]
 
-router = APIRouter(prefix="/v1", tags=["tracking"])
 _OK = b'{"success":true}'
 
 
@@ -86,12 +87,13 @@ async def _track(request: Request, endpoint: str) -> Response:
 async def _handle(request: Request, endpoint: str, state: ServiceState, received_at) -> Response:
     limit = state.limits.body_bytes(endpoint)
     header_key = request_key(request.headers.get("authorization"))
-    if header_key:
-        state.keys.authenticate(header_key, "track")  # a bad key is refused before the body is read
+    # a key in the header is checked before the body is read; else the body's writeKey
+    source = state.keys.authenticate(header_key, "track").name if header_key else None
     body = decode_body(await _read(request, limit), request.headers.get("content-encoding"), limit)
     doc = parse_json(body)
-    body_key = doc.get("writeKey") if isinstance(doc, dict) else None
-    source = state.keys.authenticate(header_key or (body_key if isinstance(body_key, str) else None), "track").name
+    if source is None:
+        body_key = doc.get("writeKey") if isinstance(doc, dict) else None
+        source = state.keys.authenticate(body_key if isinstance(body_key, str) else None, "track").name
     parsed = messages_of(doc, endpoint, source=source, received_at=received_at, limits=state.limits)
     receipt = None
     if parsed.messages:
@@ -132,5 +134,8 @@ def _route(endpoint: str):
     return handler
 
 
-for _endpoint in (*MESSAGE_TYPES, *BATCH_ENDPOINTS):
-    router.add_api_route(f"/{_endpoint}", _route(_endpoint), methods=["POST"], name=f"track_{_endpoint}")
+# plain Starlette routes: no dependency solving or validation layer on the hot path
+routes = [
+    Route(f"/v1/{e}", _route(e), methods=["POST"], name=f"track_{e}")
+    for e in (*MESSAGE_TYPES, *BATCH_ENDPOINTS)
+]
