@@ -13,6 +13,9 @@ Suites:
              pandas and PostgreSQL 15 with indexes (members checked equal), as ratios
   cli        start-up: `segmentum --help` and `segmentum rfm --help`, median of 7 processes
              (no workspace, no data; --sizes is ignored)
+  service    `segmentum serve` on loopback: events/s acknowledged (8 clients, batches of 100),
+             ack latency of single events at 1,000/s, 429s and peak memory under overload
+             (benchmarks/service.py; --sizes is ignored)
 """
 
 from __future__ import annotations
@@ -236,8 +239,16 @@ def suite_cli(sizes: list[int], work: Path) -> list[Result]:
     return results
 
 
+def suite_service(sizes: list[int], work: Path) -> list[Result]:
+    """`segmentum serve` over loopback (benchmarks/service.py; --sizes is ignored)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import service
+
+    return service.suite_service(sizes, work)
+
+
 SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "segments": suite_segments,
-          "cli": suite_cli}
+          "cli": suite_cli, "service": suite_service}
 
 
 def print_table(results: list[Result]) -> None:
