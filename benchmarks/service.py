@@ -49,17 +49,17 @@ class Served:
         host_port = info["url"].removeprefix("http://")
         self.host, self.port = host_port.rsplit(":", 1)[0], int(host_port.rsplit(":", 1)[1])
 
-    def peak_mib(self) -> float:
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def peak_mib(self) -> float:
+        return self._status_mib("VmHWM")
+
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return self._status_mib("VmRSS")
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server so far (the machine is shared: wall time is not)."""

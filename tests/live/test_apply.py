@@ -8,7 +8,7 @@ import json
 from segmentum.data.ingest import load_records
 from segmentum.live.apply import apply_records
 from segmentum.live.log import LogRecord, Offset
-from segmentum.live.mapping import MappingConfig, contact_row, snake_case
+from segmentum.live.mapping import MappingConfig, contact_row, rows_for, snake_case
 from segmentum.live.spec import Limits, messages_of
 
 RECEIVED = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
@@ -43,6 +43,13 @@ def test_names():
                               "planType": "pro", "company": {"name": "Acme"}, "birthday": "1990-05-01T00:00:00Z"}) == {
         "contact_id": "u1", "city": "Leeds", "first_name": "Ann", "last_name": "Lee", "plan_type": "pro",
         "company_name": "Acme", "birth_date": "1990-05-01", "address_postal_code": "LS1"}
+
+
+def test_identify_traits_from_context_and_the_time_zone():
+    message = {"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"},
+               "context": {"traits": {"email": "old@example.com", "city": "Bath"}, "timezone": "Europe/London"}}
+    assert rows_for(message, "u1", MappingConfig()) == [("contacts", {
+        "contact_id": "u1", "email": "a@example.com", "city": "Bath", "timezone": "Europe/London"})]
 
 
 def test_tracked_messages_become_contacts_events_orders_and_lines(ws):

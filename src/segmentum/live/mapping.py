@@ -7,7 +7,8 @@ contact it resolved to (see :mod:`.identity`); validation is the loader's, as fo
   RudderStack's SDKs put them): the traits Segment reserves become profile fields
   (``email``, ``phone``, ``firstName`` / ``lastName`` or ``name``, ``gender``,
   ``birthday``, ``address.city`` / ``address.country`` or ``city`` / ``country``,
-  ``timezone``, ``createdAt``, and the workspace's own names such as ``email_opt_in``);
+  ``timezone`` (else ``context.timezone``), ``createdAt``, and the workspace's own names
+  such as ``email_opt_in``);
   every other trait is a custom attribute, its name in snake case (``planType`` ->
   ``plan_type``; an object's keys one level down: ``company.name`` -> ``company_name``).
 * **track / page / screen / group** -> an events row. ``type`` is the configured name for
@@ -139,8 +140,11 @@ def rows_for(message: dict, contact_id: str, config: MappingConfig) -> list[tupl
     """The ``(kind, row)`` pairs one message becomes for the contact it resolved to."""
     kind = message["type"]
     if kind == "identify":
-        context_traits = (message.get("context") or {}).get("traits")
-        traits = {**(context_traits if isinstance(context_traits, dict) else {}), **(message.get("traits") or {})}
+        context = message.get("context") or {}
+        context_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+        traits = {**context_traits, **(message.get("traits") or {})}
+        if isinstance(context.get("timezone"), str) and "timezone" not in traits:
+            traits["timezone"] = context["timezone"]  # analytics.js and the mobile SDKs send it
         return [("contacts", contact_row(contact_id, traits))]
     if kind == "alias":
         return []

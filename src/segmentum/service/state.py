@@ -47,18 +47,21 @@ class ServiceState:
             )
         mapping = settings.mapping()
         access = WorkspaceAccess(lambda: open_workspace(str(path)))
+        log = intake = None
         try:
             log = SegmentLog(
                 settings.intake_path / "log",
                 fsync=settings.fsync,
                 retention_seconds=settings.log_retention_hours * 3600,
             )
+            dedup = Deduplicator(settings.intake_path / "dedup", window_seconds=settings.dedup_days * DAY)
+            intake = Intake(log, dedup)
+            intake.recover()
         except BaseException:
-            access.close()
+            for part in (intake, log, access):
+                if part is not None:
+                    part.close()
             raise
-        dedup = Deduplicator(settings.intake_path / "dedup", window_seconds=settings.dedup_days * DAY)
-        intake = Intake(log, dedup)
-        intake.recover()
         consumer = Consumer(log, access, mapping, batch=settings.consumer_batch)
         return cls(settings, access, log, intake, consumer, KeyStore(keys_path(path)),
                    settings.limits(), mapping)
