@@ -8,11 +8,14 @@ contacts who never bought. Every figure a description states is recomputed with 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
 
 from segmentum.errors import UsageError
 from segmentum.personas.discover import (
@@ -23,6 +26,7 @@ from segmentum.personas.discover import (
     describe,
     fit_kmeans,
     fit_scaler,
+    silhouettes,
 )
 from segmentum.personas.features import FeatureSpec
 
@@ -191,10 +195,22 @@ def test_choose_k_finds_the_planted_number_of_blobs():
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [8, 0], [0, 8], [8, 8]], dtype=float)
     X = np.vstack([c + rng.normal(0, 0.5, (60, 2)) for c in centres])
-    best, scores, models = choose_k(X, seed=0, ks=range(2, 7))
+    best, scores, model = choose_k(X, seed=0, ks=range(2, 7))
     assert best == 4 and set(scores) == {2, 3, 4, 5, 6}
     assert scores[4] == max(scores.values())
-    assert models[4].n_clusters == 4
+    # the chosen K's model is the one --k 4 fits
+    assert np.array_equal(model.cluster_centers_, fit_kmeans(X, 4, 0).cluster_centers_)
+
+
+def test_silhouettes_of_several_labellings_are_scikit_learns_on_the_same_sample():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(700, 3))
+    labellings = [KMeans(n_clusters=k, n_init=1, random_state=0).fit(X).labels_ for k in (2, 5)]
+    labellings.append(np.r_[np.zeros(699, int), 3])  # a cluster of one point: s = 0 there
+    got = silhouettes(X, labellings, points=400, seed=7, chunk=150)
+    want = [silhouette_score(X, lab, sample_size=400, random_state=7) for lab in labellings]
+    assert got == pytest.approx(want, rel=1e-9)
+    assert math.isnan(silhouettes(X, [np.zeros(700, int)], points=400, seed=7)[0])
 
 
 def test_k_must_be_sensible():

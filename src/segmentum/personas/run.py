@@ -168,8 +168,7 @@ def discover_personas(
         X = scaler.transform(frame)
         silhouette = None
         if auto:
-            k, silhouette, models = choose_k(X, seed)
-            model = models[k]
+            k, silhouette, model = choose_k(X, seed)
         else:
             model = fit_kmeans(X, k, seed)
         del X, frame
