@@ -5,6 +5,8 @@ A :class:`~segmentum.errors.SegmentumError` answers with its class's ``http_stat
 own request errors (a path or query parameter of the wrong type) and unknown routes get
 the same ``{"code", "message", ...}`` shape; anything else is a bug: it is logged with its
 traceback and answered ``500 {"code": "internal"}``, never with the traceback.
+
+Handlers are in the application's exception middleware; ``_Bugs`` sits just outside it.
 """
 
 from __future__ import annotations
@@ -58,10 +60,32 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code, headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"code": "internal", "message": "An internal error occurred; it was logged.", "hint": None},
-            status_code=500,
-        )
+    app.add_middleware(_Bugs)
+
+
+class _Bugs:
+    """Anything no handler took is a bug: logged with its traceback, answered 500 without it
+    (Starlette's own last-resort handler would re-raise it and drop the connection)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = {"code": "internal", "message": "An internal error occurred; it was logged.", "hint": None}
+            await JSONResponse(body, status_code=500)(scope, receive, send)
