@@ -239,7 +239,9 @@ def _id(event: dict, name: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _Invalid(name, f"`{name}` must be text or a number, not {type(value).__name__}")
-    text = (str(value) if not isinstance(value, float) or not value.is_integer() else str(int(value))).strip()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 42.0 from a JavaScript client is the id 42
+    text = str(value).strip()
     if len(text) > _MAX_ID:
         raise _Invalid(name, f"`{name}` is {len(text)} characters long; at most {_MAX_ID}")
     return text or None
