@@ -61,7 +61,7 @@ def test_deliver_sends_each_due_message_once(shop):
     later = plan(["C0", "C1"], at=T + dt.timedelta(hours=3))
     log = DeliveryLog(ws)
     log.record_plan(plan(IDS[2:]) + later)
-    summary = Sender(ws, load_channels(ws), window=7).deliver(now=T)
+    summary = Sender(ws, load_channels(ws), window=3, batch=7).deliver(now=T)  # several batches
     assert summary.sent == 38 and summary.to_dict()["outcomes"] == {"sent": 38}
     assert Sender(ws, load_channels(ws)).deliver(now=T).sent == 0  # nothing twice
     assert Sender(ws, load_channels(ws)).deliver(now=T + dt.timedelta(hours=3)).sent == 2
@@ -173,6 +173,9 @@ def test_origin_filter_limit_and_unconfigured_channels(shop):
     log.record_plan(plan(IDS[:3], origin=other, channel="push"))
     s = Sender(ws, load_channels(ws)).deliver(origin=other, now=T)
     assert s.sent == 5 and s.not_configured == Counter({"push": 3})
+    log.record_plan(plan(IDS[:2], origin=Origin("campaign", "promo", "r2")))
+    by_name = Sender(ws, load_channels(ws)).deliver(now=T, name="promo")
+    assert by_name.sent == 2 and by_name.not_configured == Counter({"push": 3})
     assert Sender(ws, load_channels(ws)).deliver(now=T, limit=4).sent == 4
     assert log.outcomes(ORIGIN) == {"sent": 4, "scheduled": 6}
     assert log.outcomes(other) == {"sent": 5, "scheduled": 3}

@@ -189,7 +189,7 @@ class DeliveryLog:
         if not self.wh.has_table(DELIVERIES):
             return ibis.memtable(_arrow([], DELIVERIES_SCHEMA))
         d = self.wh.table(DELIVERIES)
-        if not self.wh.has_table(ATTEMPTS):
+        if not _has_rows(self.wh, ATTEMPTS):
             return d
         latest = _latest(self.wh.table(ATTEMPTS)).select(
             "key", _state="state", _provider="provider_id", _error="error", _send_at="send_at")
@@ -204,13 +204,7 @@ class DeliveryLog:
 
     def of(self, origin: Origin | None = None, *, name: str | None = None) -> ir.Table:
         """The rows of one origin (or of every origin called ``name``, or all)."""
-        t = self.table()
-        if origin is not None:
-            t = t.filter((t.origin_kind == origin.kind) & (t.origin_name == origin.name)
-                         & (t.occurrence == origin.occurrence))
-        elif name is not None:
-            t = t.filter(t.origin_name == name)
-        return t
+        return _scope(self.table(), origin, name)
 
     def has_origin(self, origin: Origin) -> bool:
         """True when the log holds any row of this origin (the run was planned)."""
@@ -251,6 +245,14 @@ class DeliveryLog:
         m = self.wh.table(MESSAGES).semi_join(wanted, "key")
         rows = d.join(m, "key").to_pyarrow().to_pylist()
         return {r["key"]: _message(r) for r in rows}
+
+
+def _scope(t: ir.Table, origin: Origin | None, name: str | None) -> ir.Table:
+    """The rows of one origin, or of every origin called ``name``, or all."""
+    if origin is not None:
+        return t.filter((t.origin_kind == origin.kind) & (t.origin_name == origin.name)
+                        & (t.occurrence == origin.occurrence))
+    return t.filter(t.origin_name == name) if name is not None else t
 
 
 def _identity(decisions: list[Decision], origin: Origin | None, channel: str | None):
@@ -294,6 +296,10 @@ def _message(r: dict) -> OutboundMessage:
         send_at=to_utc(r["send_at"]), expires_at=to_utc(r["expires_at"]) if r["expires_at"] else None,
         headers=json.loads(r["headers"] or "{}"), data=json.loads(r["data"] or "{}"),
     )
+
+
+def _has_rows(wh, table: str) -> bool:
+    return wh.has_table(table) and bool(wh.table(table).limit(1).count().to_pyarrow().as_py())
 
 
 def _latest(attempts: ir.Table) -> ir.Table:
@@ -420,7 +426,7 @@ class Sender:
     def recover(self) -> Counter:
         """Resolve the claims of Senders that died (see the module doc) and fold every
         finished result into ``deliveries``. Returns the resolved outcomes."""
-        if not self.wh.has_table(ATTEMPTS):
+        if not _has_rows(self.wh, ATTEMPTS):
             return Counter()
         with workspace_lock(self.ws):
             live = set(_live.get(self._wskey, ()))
@@ -463,9 +469,10 @@ class Sender:
                 if not a.filter(a.claim == path.stem).count().to_pyarrow().as_py():
                     path.unlink(missing_ok=True)
 
-    def retry_unknown(self, origin: Origin | None = None, now: Any = None) -> int:
+    def retry_unknown(self, origin: Origin | None = None, now: Any = None, *,
+                      name: str | None = None) -> int:
         """Put the ``unknown`` messages (of one origin, or all) back to be sent again."""
-        t = self.log.of(origin)
+        t = self.log.of(origin, name=name)
         keys = t.filter(t.outcome == "unknown").select("key").to_pyarrow().column(0).to_pylist()
         if not keys:
             return 0
@@ -480,8 +487,9 @@ class Sender:
 
     # -- delivering ----------------------------------------------------------------------
     def deliver(self, origin: Origin | None = None, now: Any = None, limit: int | None = None,
-                retry_unknown: bool = False) -> SendSummary:
-        """Send the due pending messages (of one origin, or all; at most ``limit``)."""
+                retry_unknown: bool = False, *, name: str | None = None) -> SendSummary:
+        """Send the due pending messages (of one origin, of every origin called ``name``,
+        or all; at most ``limit``)."""
         started = time.perf_counter()
         summary = SendSummary()
         if not self.wh.has_table(DELIVERIES):
@@ -489,8 +497,8 @@ class Sender:
         T = to_utc(now)
         summary.recovered = self.recover()
         if retry_unknown:
-            summary.retried_unknown = self.retry_unknown(origin, T)
-        summary.not_configured = self._unconfigured(origin, T)
+            summary.retried_unknown = self.retry_unknown(origin, T, name=name)
+        summary.not_configured = self._unconfigured(origin, name, T)
         claim = f"{T:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
         with workspace_lock(self.ws):
             _live.setdefault(self._wskey, set()).add(claim)
@@ -498,7 +506,7 @@ class Sender:
         run = _Run(self, claim, journal, T, summary)
         clean = False
         try:
-            run.go(origin, limit)
+            run.go(origin, name, limit)
             clean = True
         finally:
             run.finish()
@@ -511,24 +519,19 @@ class Sender:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def _due(self, origin: Origin | None, T: _dt.datetime) -> ir.Table:
-        t = self.log.of(origin)
-        return t.filter(t.outcome.isin(PENDING) & (t.send_at <= T))
-
-    def _unconfigured(self, origin: Origin | None, T: _dt.datetime) -> Counter:
-        t = self._due(origin, T)
-        t = t.filter(~t.channel.isin(list(self.channels) or [""]))
+    def _unconfigured(self, origin: Origin | None, name: str | None, T: _dt.datetime) -> Counter:
+        t = _scope(self.wh.table(DELIVERIES), origin, name)  # such rows are never claimed
+        t = t.filter(t.outcome.isin(PENDING) & (t.send_at <= T)
+                     & ~t.channel.isin(list(self.channels) or [""]))
         rows = t.group_by("channel").agg(n=t.count()).to_pyarrow().to_pylist()
         return Counter({r["channel"]: int(r["n"]) for r in rows})
 
-    def _fetch(self, origin: Origin | None, T: _dt.datetime, reserved: set[str]) -> list[dict]:
+    def _fetch(self, origin: Origin | None, name: str | None, T: _dt.datetime,
+               reserved: set[str]) -> list[dict]:
         """The next due rows with their messages, not claimed or fetched by a live Sender."""
-        d = self.wh.table(DELIVERIES)
+        d = _scope(self.wh.table(DELIVERIES), origin, name)
         due = d.filter(d.outcome.isin(PENDING) & (d.send_at <= T)
                        & d.channel.isin(list(self.channels) or [""]))
-        if origin is not None:
-            due = due.filter((d.origin_kind == origin.kind) & (d.origin_name == origin.name)
-                             & (d.occurrence == origin.occurrence))
         due = due.anti_join(self.wh.table(ATTEMPTS).select("key"), "key")
         due = due.order_by(["send_at", "key"]).limit(self.batch + len(reserved))
         rows = due.join(self.wh.table(MESSAGES), "key").order_by(["send_at", "key"])
@@ -551,7 +554,7 @@ class Sender:
 
     def _fold(self) -> int:
         """Finished results into ``deliveries`` (one rewrite of the keys they touch)."""
-        if not self.wh.has_table(ATTEMPTS):
+        if not _has_rows(self.wh, ATTEMPTS):
             return 0
         a = _latest(self.wh.table(ATTEMPTS))
         done = a.filter(a.state != SENDING).select(
@@ -623,20 +626,21 @@ class _Run:
         self.T = T
         self.summary = summary
         self.pending: list[_Result] = []  # results not yet in the attempts table
+        self.wrote = False  # anything of this run in the attempts table (to fold)
         self.fetched: set[str] = set()
         self.since_fold = 0
 
-    def go(self, origin: Origin | None, limit: int | None) -> None:
+    def go(self, origin: Origin | None, name: str | None, limit: int | None) -> None:
         from segmentum.activation.channels import prepare
 
         left = limit if limit is not None else float("inf")
         while left > 0:
-            rows = self._next_batch(origin)
+            rows = self._next_batch(origin, name)
             if not rows:
                 return
             rows = rows[: int(min(left, len(rows)))]
-            for name in {r["channel"] for r in rows}:
-                prepare(self.s.channels[name])  # a missing secret stops here, before any claim
+            for channel in {r["channel"] for r in rows}:
+                prepare(self.s.channels[channel])  # a missing secret stops here, before any claim
             live, expired = self._split_expired(rows)
             self._record(expired)
             consent = _Consent(self.s.ws, self.s.channels, live, self.T)
@@ -644,11 +648,11 @@ class _Run:
                 self._send_window(live[start: start + self.s.window], consent)
             left -= len(rows)
 
-    def _next_batch(self, origin: Origin | None) -> list[dict]:
+    def _next_batch(self, origin: Origin | None, name: str | None) -> list[dict]:
         with workspace_lock(self.s.ws):
             self.s.wh.create_table(ATTEMPTS, ATTEMPTS_SCHEMA)
             reserved = _reserved.setdefault(self.s._wskey, set())
-            rows = self.s._fetch(origin, self.T, reserved)
+            rows = self.s._fetch(origin, name, self.T, reserved)
             keys = {r["key"] for r in rows}
             reserved.update(keys)
             self.fetched |= keys
@@ -677,6 +681,7 @@ class _Run:
             self.s._write(self.pending, keys, self.claim)
             _reserved[self.s._wskey].difference_update(keys)
         self.pending = []
+        self.wrote = True
         for r in rows:
             reason = consent.reason(r)
             if reason is not None:
@@ -714,10 +719,12 @@ class _Run:
         return _Result(r["key"], "channel_error", True, error=str(exc))
 
     def _flush(self, *, fold: bool) -> None:
-        with _locked(self.s.ws):
-            self.s._write(self.pending, [], self.claim)
-        self.pending = []
-        if fold:
+        if self.pending:
+            with _locked(self.s.ws):
+                self.s._write(self.pending, [], self.claim)
+            self.pending = []
+            self.wrote = True
+        if fold and self.wrote:
             with workspace_lock(self.s.ws):
                 self.s._fold()
             self.since_fold = 0

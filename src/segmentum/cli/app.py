@@ -16,10 +16,13 @@ import typer
 from segmentum.cli import (
     apply,
     campaign,
+    channel,
     clv,
     cohorts,
+    consent,
     contact,
     data,
+    deliveries,
     demo,
     drilldown,
     export,
@@ -65,7 +68,7 @@ def _global(
 # in the order of the pipeline: data in, analytics, segments, personas, activation
 for _module in (
     data, demo, rfm, clv, models, cohorts, drilldown, report, funnel, segment, persona, contact,
-    export, campaign, apply, trigger, template, serve, keys,
+    export, campaign, apply, trigger, template, channel, deliveries, consent, serve, keys,
 ):
     app.add_typer(_module.app)
 

@@ -188,15 +188,17 @@ class SendSettings(_Spec):
 
 
 def settings_path(ws) -> Path | None:
-    """``segmentum.yaml`` next to a DuckDB workspace file (None for other backends)."""
-    if ws.config.backend != "duckdb":
+    """``segmentum.yaml`` next to a DuckDB workspace file (None for other backends);
+    ``ws`` is a workspace or its WorkspaceConfig."""
+    config = getattr(ws, "config", ws)
+    if config.backend != "duckdb":
         return None
-    return Path(ws.config.path).resolve().parent / SETTINGS_FILE
+    return Path(config.path).resolve().parent / SETTINGS_FILE
 
 
 def load_settings(ws=None, path: str | os.PathLike | None = None) -> SendSettings:
-    """The settings from ``path``, else from the workspace's ``segmentum.yaml``; defaults
-    (no channels, UTC) when neither names a file that exists."""
+    """The settings from ``path``, else from the ``segmentum.yaml`` of ``ws`` (a workspace
+    or its config); defaults (no channels, UTC) when neither names a file that exists."""
     if path is None:
         found = settings_path(ws) if ws is not None else None
         if found is None or not found.exists():
