@@ -73,7 +73,9 @@ def test_trigger_files_go_to_the_trigger_store(ws, folder):
 
 
 def test_a_bad_file_stops_everything(ws, folder):
-    (folder / "zz-broken.yaml").write_text("name: broken\naudience: {segment: subscribers}\ncontent: x\ncontrl_pct: 3\n")
+    (folder / "zz-broken.yaml").write_text(
+        "name: broken\naudience: {segment: subscribers}\ncontent: x\ncontrl_pct: 3\n"
+    )
     with pytest.raises(CampaignFileError) as exc:
         apply(ws, folder)
     assert exc.value.details["line"] == 4 and "zz-broken.yaml" in str(exc.value)
@@ -83,7 +85,7 @@ def test_a_bad_file_stops_everything(ws, folder):
 def test_unknown_segment_and_kind(ws, folder):
     path = folder / "november-newsletter.yaml"
     path.write_text(path.read_text().replace("{segment: subscribers}", "{segment: subscriber}"))
-    with pytest.raises(CampaignFileError, match='no segment named .subscriber.') as exc:
+    with pytest.raises(CampaignFileError, match="no segment named .subscriber.") as exc:
         plan_apply(ws, folder)
     assert exc.value.hint == 'Did you mean "subscribers"?'
     path.write_text("kind: campain\n")
@@ -95,7 +97,9 @@ def test_cli_apply_json(tmp_path, folder):
     ws = tmp_path / "cli.duckdb"
     open_workspace(ws).close()
     cmd = [sys.executable, "-m", "segmentum.cli.app", "-w", str(ws), "apply", str(folder), "--json"]
-    first = json.loads(subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, check=True).stdout)
+    first = json.loads(
+        subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, check=True).stdout
+    )
     assert (first["create"], first["applied"]) == (3, False)
     second = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     assert second["applied"] and second["create"] == 3

@@ -37,8 +37,13 @@ def shop(tmp_path, monkeypatch):
 
 def cli(folder, *args, ok=True):
     env = {**os.environ, "COLUMNS": "100"}
-    r = subprocess.run([sys.executable, "-m", "segmentum.cli.app", "-w", str(folder / "ws.duckdb"), *args],
-                       capture_output=True, text=True, cwd=folder, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "segmentum.cli.app", "-w", str(folder / "ws.duckdb"), *args],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=env,
+    )
     assert (r.returncode == 0) == ok, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     return json.loads(r.stdout) if "--json" in args else r.stdout
@@ -47,11 +52,25 @@ def cli(folder, *args, ok=True):
 def test_create_send_resend_show_report(shop):
     with SmtpSink() as smtp:
         send_settings(shop, smtp_port=smtp.port)
-        assert cli(shop, "campaign", "create", "welcome.yaml", "--json") == {"name": "welcome-back", "action": "created"}
-        dry = cli(shop, "campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--dry-run", "--json")
+        assert cli(shop, "campaign", "create", "welcome.yaml", "--json") == {
+            "name": "welcome-back",
+            "action": "created",
+        }
+        dry = cli(
+            shop,
+            "campaign",
+            "send",
+            "welcome-back",
+            "--as-of",
+            "2026-11-02T09:30:00Z",
+            "--dry-run",
+            "--json",
+        )
         assert dry["dry_run"] and dry["audience"] == 100 and smtp.messages == []
         assert dry["outcomes"]["scheduled"] + dry["outcomes"]["control"] == 100
-        sent = cli(shop, "campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--json")
+        sent = cli(
+            shop, "campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--json"
+        )
         assert sent["run"] == "2026-11-02T09:00:00Z" and sent["planned_now"]
         assert sent["outcomes"]["sent"] == dry["outcomes"]["scheduled"] == len(smtp.messages)
         subjects = sorted(m["Subject"] for m in smtp.messages)
@@ -62,10 +81,17 @@ def test_create_send_resend_show_report(shop):
         shown = cli(shop, "campaign", "show", "welcome-back", "--json")
         assert shown["runs"] == {"2026-11-02T09:00:00Z": sent["outcomes"]}
         listed = cli(shop, "campaign", "list", "--json")["campaigns"]
-        assert [(c["name"], c["runs"]) for c in listed] == [("welcome-back", ["2026-11-02T09:00:00Z"])]
+        assert [(c["name"], c["runs"]) for c in listed] == [
+            ("welcome-back", ["2026-11-02T09:00:00Z"])
+        ]
         report = cli(shop, "campaign", "report", "welcome-back", "--as-of", "2026-11-20", "--json")
-        assert report["verdict"] == "not enough data" and report["arms"]["control"]["contacts"] == sent["outcomes"]["control"]
-        assert "verdict: not enough data" in cli(shop, "campaign", "report", "welcome-back", "--as-of", "2026-11-20")
+        assert (
+            report["verdict"] == "not enough data"
+            and report["arms"]["control"]["contacts"] == sent["outcomes"]["control"]
+        )
+        assert "verdict: not enough data" in cli(
+            shop, "campaign", "report", "welcome-back", "--as-of", "2026-11-20"
+        )
 
 
 def test_a_second_campaign_is_capped_by_the_first(shop):
@@ -76,7 +102,9 @@ def test_a_second_campaign_is_capped_by_the_first(shop):
     with SmtpSink() as smtp, open_workspace(shop / "ws.duckdb") as ws:
         send_settings(shop, smtp_port=smtp.port)
         first = send_campaign(ws, loads_campaign(CAMPAIGN), "2026-11-02T09:00:00Z")
-        second = loads_campaign(CAMPAIGN.replace("welcome-back", "second").replace("control_pct: 20", "control_pct: 0"))
+        second = loads_campaign(
+            CAMPAIGN.replace("welcome-back", "second").replace("control_pct: 20", "control_pct: 0")
+        )
         got = send_campaign(ws, second, "2026-11-04T09:00:00Z")
         # 1 marketing e-mail per 7 days: whoever got the first is capped in the second
         assert got.outcomes["capped"] == first.outcomes["sent"]
@@ -90,5 +118,23 @@ def test_mistakes_are_one_line_or_one_json_object(shop):
     assert err["error"]["code"] == "not_found"
     (shop / "bad.yaml").write_text(CAMPAIGN + "contrl_pct: 3\n")
     err = cli(shop, "campaign", "create", "bad.yaml", "--json", ok=False)
-    assert (err["error"]["code"], err["error"]["line"], err["error"]["key"]) == ("campaign_file", 11, "contrl_pct")
-    assert cli(shop, "campaign", "global-control", "--pct", "5", "--salt", "g", "--start", "2026-01-01", "--json")["epochs"][0]["salt"] == "g"
+    assert (err["error"]["code"], err["error"]["line"], err["error"]["key"]) == (
+        "campaign_file",
+        11,
+        "contrl_pct",
+    )
+    assert (
+        cli(
+            shop,
+            "campaign",
+            "global-control",
+            "--pct",
+            "5",
+            "--salt",
+            "g",
+            "--start",
+            "2026-01-01",
+            "--json",
+        )["epochs"][0]["salt"]
+        == "g"
+    )

@@ -43,7 +43,10 @@ def test_manifest_totals_and_orders_after_the_history(planted):
     assert p["true_revenue_per_recipient_lift"] == pytest.approx(t.planted_revenue.sum() / len(t))
     assert 0.02 < p["true_conversion_lift"] < _campaign.LIFT
     orders = pq.read_table(planted / "campaign_orders.parquet").to_pandas()
-    assert orders.ordered_at.min() > pd.Timestamp(m["as_of"]) and orders.order_id.str.startswith("O9").all()
+    assert (
+        orders.ordered_at.min() > pd.Timestamp(m["as_of"])
+        and orders.order_id.str.startswith("O9").all()
+    )
     history = pq.read_table(planted / "orders.parquet", columns=["order_id"]).to_pandas()
     assert not set(orders.order_id) & set(history.order_id)
     items = pq.read_table(planted / "campaign_order_items.parquet").to_pandas()

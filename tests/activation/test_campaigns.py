@@ -26,10 +26,18 @@ def error(text: str) -> dict:
 
 def test_defaults_and_full_file(tmp_path):
     c = loads_campaign(BASE)
-    assert (c.channel, c.control_pct, c.salt, c.tags, c.on_cap) == ("email", 10, "weekly", ("marketing",), "drop")
+    assert (c.channel, c.control_pct, c.salt, c.tags, c.on_cap) == (
+        "email",
+        10,
+        "weekly",
+        ("marketing",),
+        "drop",
+    )
     path = tmp_path / "autumn.yaml"
     path.write_text(
-        BASE + "control_pct: 20\ncontrol_salt: s1\ncaps:\n  - {channel: email, tag: marketing, limit: 2, window: 7d}\n"
+        BASE
+        + "control_pct: 20\ncontrol_salt: s1\n"
+        "caps:\n  - {channel: email, tag: marketing, limit: 2, window: 7d}\n"
         "quiet_hours: {start: '21:00', end: '08:00'}\nsend_time: fixed\nsend_hour: 10\n"
         "conversion: {window_days: 14, event: app_purchase}\ntransactional: true\non_cap: defer\n"
     )
@@ -48,7 +56,12 @@ def test_defaults_and_full_file(tmp_path):
         ("control_pct: 80\n", "control_pct", 4, "less than or equal to 50"),
         ("caps:\n  - {limit: 2, window: 7x}\n", "caps.0.window", 5, "a duration is"),
         ("schedule: {cron: '0 9 * *'}\n", "schedule.cron", 4, "five fields"),
-        ("schedule: {at: 2026-01-01, every: 1d}\n", "schedule", 4, "give one of at, every and cron"),
+        (
+            "schedule: {at: 2026-01-01, every: 1d}\n",
+            "schedule",
+            4,
+            "give one of at, every and cron",
+        ),
         ("send_time: fixed\n", None, 1, 'send_time "fixed" and send_hour go together'),
     ],
 )
@@ -60,7 +73,10 @@ def test_errors_name_file_line_and_key(extra, key, line, message):
 
 def test_error_hints_and_yaml_errors():
     assert error(BASE + "contrl_pct: 5\n")["hint"] == 'Did you mean "control_pct"?'
-    assert error("name: x\naudience: {segment: a}\n")["message"] == "c.yaml, line 1: content: missing key 'content'"
+    assert (
+        error("name: x\naudience: {segment: a}\n")["message"]
+        == "c.yaml, line 1: content: missing key 'content'"
+    )
     assert error("name: x\naudience: {segment: a, rule: b}\ncontent: t\n")["key"] == "audience"
     bad = error("name: [unclosed\n")
     assert bad["message"].startswith("c.yaml, line 2: not valid YAML") and bad["line"] == 2

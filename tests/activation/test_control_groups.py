@@ -28,7 +28,10 @@ def test_bucket_is_sha256_mod_10000():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20), st.text(max_size=8))
+@given(
+    st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=8).filter(str.strip),
+)
 def test_warehouse_buckets_equal_python_buckets(ids, salt):
     t = ibis.memtable(pa.table({"contact_id": pa.array(ids, pa.string())}))
     got = ibis.duckdb.connect().execute(t.mutate(b=bucket_expr(salt, t.contact_id)))
@@ -46,12 +49,23 @@ def test_groups_do_not_change_as_the_base_grows():
 
     small, big = arms(2000), arms(20000)
     assert all(big[c] == a for c, a in small.items())
-    shares = {a: sum(v == a for v in big.values()) / len(big) for a in ("global_control", "control", "treatment")}
+    shares = {
+        a: sum(v == a for v in big.values()) / len(big)
+        for a in ("global_control", "control", "treatment")
+    }
     assert shares["global_control"] == pytest.approx(0.05, abs=0.006)
     # the campaign control is 10% of those outside the global control
     assert shares["control"] == pytest.approx(0.95 * 0.10, abs=0.007)
     t = ibis.memtable({"contact_id": list(big)})
-    assert set(con.execute(t.mutate(a=arm_expr(t.contact_id, epoch, "camp", 10, transactional=True))).a) == {"treatment"}
+    assert set(
+        con.execute(t.mutate(a=arm_expr(t.contact_id, epoch, "camp", 10, transactional=True))).a
+    ) == {"treatment"}
+
+
+@pytest.mark.parametrize("salt", ["", "  ", "a\x00b", "tab\there", "x" * 201])
+def test_bad_salts(salt):
+    with pytest.raises(UsageError, match="salt"):
+        bucket_expr(salt, ibis.literal("C1"))
 
 
 def test_threshold():
@@ -71,11 +85,18 @@ def test_epochs_and_assignments(ws):
     assert cg.current("2025-12-31") is None
     with pytest.raises(UsageError, match="can't start before it"):
         cg.start_epoch(3, salt="b", at="2026-05-01")
-    arms = ibis.memtable({"contact_id": ["A", "B", "C"], "arm": ["control", "treatment", "global_control"]})
-    assert cg.record("camp", "2026-07-02T09:00:00Z", arms, second.epoch, "2026-07-02T09:00:00Z") == 2
+    arms = ibis.memtable(
+        {"contact_id": ["A", "B", "C"], "arm": ["control", "treatment", "global_control"]}
+    )
+    assert (
+        cg.record("camp", "2026-07-02T09:00:00Z", arms, second.epoch, "2026-07-02T09:00:00Z") == 2
+    )
     assert cg.record("camp", "2026-07-02T09:00:00Z", arms, second.epoch, "2026-07-03") == 0
     rows = cg.assignments("camp").order_by("contact_id").to_pyarrow().to_pylist()
-    assert [(r["contact_id"], r["arm"], r["epoch"]) for r in rows] == [("A", "control", 2), ("C", "global_control", 2)]
+    assert [(r["contact_id"], r["arm"], r["epoch"]) for r in rows] == [
+        ("A", "control", 2),
+        ("C", "global_control", 2),
+    ]
     assert str(rows[0]["assigned_at"]).startswith("2026-07-02 09:00")
     # a new epoch leaves the old assignments recorded
     cg.start_epoch(10, salt="c", at="2026-08-01")

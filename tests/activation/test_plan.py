@@ -30,8 +30,14 @@ channels:
 
 
 def contact(i: int, **kw) -> dict:
-    row = {"contact_id": f"C{i:04d}", "email": f"c{i}@example.com", "first_name": f"Ann{i}",
-           "created_at": "2025-01-01T00:00:00Z", "email_opt_in": True, "timezone": "Europe/Warsaw"}
+    row = {
+        "contact_id": f"C{i:04d}",
+        "email": f"c{i}@example.com",
+        "first_name": f"Ann{i}",
+        "created_at": "2025-01-01T00:00:00Z",
+        "email_opt_in": True,
+        "timezone": "Europe/Warsaw",
+    }
     row.update(kw)
     return row
 
@@ -91,19 +97,30 @@ def test_every_contact_one_outcome(shop):
         else:
             assert d.arm == "treatment"
     assert 0 < plan.counts()["global_control"] < 25 and 20 < plan.counts()["control"] < 60
-    expected = {"C0001": "no_consent", "C0002": "no_consent", "C0003": "no_address",
-                "C0004": "render_error", "C0007": "unsubscribed", "C0008": "suppressed"}
+    expected = {
+        "C0001": "no_consent",
+        "C0002": "no_consent",
+        "C0003": "no_address",
+        "C0004": "render_error",
+        "C0007": "unsubscribed",
+        "C0008": "suppressed",
+    }
     assert {c: got[c].outcome for c in expected} == expected
     assert "first_name" in got["C0004"].reason and got["C0004"].message is None
     # 09:00 UTC is 10:00 in Warsaw (outside 21-10), 09:00 in London (quiet until 10:00),
     # 04:00 in New York (quiet until 10:00 there = 15:00 UTC)
-    for cid, (outcome, at) in {"C0000": ("scheduled", "2026-11-02T09:00"),
-                               "C0005": ("quiet_hours_deferred", "2026-11-02T10:00"),
-                               "C0006": ("quiet_hours_deferred", "2026-11-02T15:00")}.items():
+    for cid, (outcome, at) in {
+        "C0000": ("scheduled", "2026-11-02T09:00"),
+        "C0005": ("quiet_hours_deferred", "2026-11-02T10:00"),
+        "C0006": ("quiet_hours_deferred", "2026-11-02T15:00"),
+    }.items():
         d = got[cid]
         assert (d.outcome, d.send_at.strftime("%Y-%m-%dT%H:%M")) == (outcome, at)
         assert d.message.send_at == d.send_at
-        assert d.message.subject == f"Hi Ann{int(cid[1:])}" and d.message.to == f"c{int(cid[1:])}@example.com"
+        assert (
+            d.message.subject == f"Hi Ann{int(cid[1:])}"
+            and d.message.to == f"c{int(cid[1:])}@example.com"
+        )
 
 
 def test_control_contacts_carry_what_would_have_stopped_them(shop):
@@ -113,8 +130,11 @@ def test_control_contacts_carry_what_would_have_stopped_them(shop):
     controls = {c: d for c, d in got.items() if d.outcome == "control"}
     assert 70 < len(controls) < 130
     reasons = {c: (controls[c].reason, controls[c].send_at) for c in ("C0001", "C0003", "C0007")}
-    assert reasons == {"C0001": ("no_consent", None), "C0003": ("no_address", None),
-                       "C0007": ("unsubscribed", None)}
+    assert reasons == {
+        "C0001": ("no_consent", None),
+        "C0003": ("no_address", None),
+        "C0007": ("unsubscribed", None),
+    }
     assert controls["C0000"].reason is None
     eligible = [d for d in controls.values() if d.reason is None]
     assert eligible and all(d.send_at == dt.datetime(2026, 11, 2, 9, tzinfo=UTC) for d in eligible)
@@ -134,7 +154,9 @@ def test_explicit_ids_and_unknown_contacts(shop):
     from segmentum.activation.message import Origin
 
     origin = Origin("trigger", "t1", "occ-1")
-    plan = plan_send(shop, campaign("control_pct: 0\n"), ["C0000", "C0009", "NOPE"], RUN, origin=origin)
+    plan = plan_send(
+        shop, campaign("control_pct: 0\n"), ["C0000", "C0009", "NOPE"], RUN, origin=origin
+    )
     got = outcomes(plan)
     assert set(got) == {"C0000", "C0009", "NOPE"} and got["NOPE"].outcome == "no_address"
     assert got["C0000"].message.origin == origin
@@ -147,19 +169,33 @@ def test_replanning_gives_the_same_keys(shop):
     assert keys(a) == keys(b) and keys(a)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
-    pct=st.floats(0, 50), global_pct=st.floats(0, 30),
-    ids=st.lists(st.integers(0, 230), max_size=60), transactional=st.booleans(),
+    pct=st.floats(0, 50),
+    global_pct=st.floats(0, 30),
+    ids=st.lists(st.integers(0, 230), max_size=60),
+    transactional=st.booleans(),
 )
 def test_planned_equals_sum_of_outcomes(shop, pct, global_pct, ids, transactional):
     cg = ControlGroups(shop)
-    cg.start_epoch(round(global_pct, 2), salt=f"g{global_pct}", at=dt.datetime.now(UTC) - dt.timedelta(days=400))
+    cg.start_epoch(
+        round(global_pct, 2),
+        salt=f"g{global_pct}",
+        at=dt.datetime.now(UTC) - dt.timedelta(days=400),
+    )
     from segmentum.activation.message import Origin
 
     c = campaign(f"control_pct: {round(pct, 2)}\ntransactional: {str(transactional).lower()}\n")
-    plan = plan_send(shop, c, [f"C{i:04d}" for i in ids], RUN, origin=Origin("trigger", "p", "x"),
-                     channels=load_channels(shop))
+    plan = plan_send(
+        shop,
+        c,
+        [f"C{i:04d}" for i in ids],
+        RUN,
+        origin=Origin("trigger", "p", "x"),
+        channels=load_channels(shop),
+    )
     got = [d for batch in plan.batches(reserve=False, size=17) for d in batch]
     assert len(got) == len(set(ids)) == sum(plan.counts().values())
     assert len({d.contact_id for d in got}) == len(got)

@@ -46,14 +46,18 @@ def independent(ws, window_days=14.0, pre_days=90):
     a = ws.table("control_assignments").to_pandas()
     d = d.merge(a[["contact_id", "assigned_at"]], on="contact_id", how="left")
     blocked = {"no_consent", "unsubscribed", "suppressed", "no_address", "global_control"}
-    keep = ((d.arm == "treatment") & ~d.outcome.isin(blocked)) | ((d.arm == "control") & d.reason.isna())
+    keep = ((d.arm == "treatment") & ~d.outcome.isin(blocked)) | (
+        (d.arm == "control") & d.reason.isna()
+    )
     d = d[keep].copy()
     d["start"] = d.send_at.fillna(d.assigned_at)
     d["stop"] = np.minimum(d.start + pd.Timedelta(days=window_days), pd.Timestamp(AS_OF))
     o = ws.table("orders").to_pandas()
     o = o[o.status == "completed"]
     o["total"] = o.total.astype(float)
-    j = d[["contact_id", "start", "stop"]].merge(o[["contact_id", "ordered_at", "total"]], on="contact_id")
+    j = d[["contact_id", "start", "stop"]].merge(
+        o[["contact_id", "ordered_at", "total"]], on="contact_id"
+    )
     inside = j[(j.ordered_at > j.start) & (j.ordered_at <= j.stop)]
     before = j[(j.ordered_at <= j.start) & (j.ordered_at > j.start - pd.Timedelta(days=pre_days))]
     d = d.set_index("contact_id")
@@ -94,7 +98,9 @@ def test_every_figure_matches_an_independent_computation(shop):
     theta = np.cov(d.pre, d.revenue, ddof=1)[0, 1] / d.pre.var(ddof=1)
     adj = d.revenue - theta * (d.pre - d.pre.mean())
     assert r["cuped"]["theta"] == pytest.approx(theta)
-    assert r["cuped"]["difference"] == pytest.approx(adj[d.arm == "treatment"].mean() - adj[d.arm == "control"].mean())
+    assert r["cuped"]["difference"] == pytest.approx(
+        adj[d.arm == "treatment"].mean() - adj[d.arm == "control"].mean()
+    )
     assert r["window_complete"] and r["verdict"] in ("lift", "no significant difference")
 
 

@@ -18,7 +18,9 @@ def wilson(x: int, n: int, z: float) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-@pytest.mark.parametrize("x1,n1,x0,n0", [(56, 70, 48, 80), (9, 10, 3, 10), (1200, 20000, 200, 4000), (0, 50, 3, 60)])
+@pytest.mark.parametrize(
+    "x1,n1,x0,n0", [(56, 70, 48, 80), (9, 10, 3, 10), (1200, 20000, 200, 4000), (0, 50, 3, 60)]
+)
 def test_newcombe_hybrid_score_matches_wilson_combination(x1, n1, x0, n0):
     z = stats.norm.ppf(0.975)
     p1, p0 = x1 / n1, x0 / n0
@@ -95,7 +97,9 @@ def test_bootstrap_is_seeded_and_near_welch():
     b = U.bootstrap_difference(y1, y0, rounds=600)
     w = U.mean_difference(y1, y0)
     assert a == b
-    assert a.ci_low == pytest.approx(w.ci_low, abs=0.6) and a.ci_high == pytest.approx(w.ci_high, abs=0.6)
+    assert a.ci_low == pytest.approx(w.ci_low, abs=0.6) and a.ci_high == pytest.approx(
+        w.ci_high, abs=0.6
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,7 +108,7 @@ def test_bootstrap_is_seeded_and_near_welch():
         (300, 1000, 200, 1000, "lift"),
         (200, 1000, 300, 1000, "negative lift"),
         (210, 1000, 200, 1000, "no significant difference"),
-        (30, 99, 5, 99, "not enough data"),   # arms under 100
+        (30, 99, 5, 99, "not enough data"),  # arms under 100
         (4, 1000, 0, 1000, "not enough data"),  # too few converters
     ],
 )

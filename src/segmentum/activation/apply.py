@@ -46,8 +46,13 @@ class Change:
     item: Any = dc.field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "action": self.action, "file": self.file,
-                "diff": list(self.diff)}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "file": self.file,
+            "diff": list(self.diff),
+        }
 
 
 @dc.dataclass(frozen=True)
@@ -60,7 +65,9 @@ class ApplyPlan:
         return [c for c in self.changes if c.action != "unchanged"]
 
     def to_dict(self) -> dict:
-        counts = {a: sum(c.action == a for c in self.changes) for a in ("create", "update", "unchanged")}
+        counts = {
+            a: sum(c.action == a for c in self.changes) for a in ("create", "update", "unchanged")
+        }
         return {"folder": self.folder, **counts, "changes": [c.to_dict() for c in self.changes]}
 
 
@@ -75,7 +82,8 @@ def plan_apply(ws, folder: str | Path) -> ApplyPlan:
     for c in changes:
         if (c.kind, c.name) in seen:
             raise file_error(
-                f"{c.kind} {c.name!r} is also defined in {seen[(c.kind, c.name)]}", file=c.file,
+                f"{c.kind} {c.name!r} is also defined in {seen[(c.kind, c.name)]}",
+                file=c.file,
                 key="name",
             )
         seen[(c.kind, c.name)] = c.file
@@ -96,14 +104,18 @@ def apply(ws, folder: str | Path, *, dry_run: bool = False) -> ApplyPlan:
 # -- reading ----------------------------------------------------------------------------------
 def _kind(data: Any, path: Path) -> str:
     if not isinstance(data, dict):
-        raise file_error("a definition file is a mapping (campaign, trigger, segment or "
-                                "global_control)", file=str(path))
+        raise file_error(
+            "a definition file is a mapping (campaign, trigger, segment or global_control)",
+            file=str(path),
+        )
     kind = data.get("kind")
     if kind is None:
         return "campaign" if "audience" in data else "segment"
     if kind not in ("campaign", "trigger", "global_control"):
         raise file_error(
-            f"unknown kind {kind!r}", file=str(path), key="kind",
+            f"unknown kind {kind!r}",
+            file=str(path),
+            key="kind",
             hint="kinds: campaign, trigger, global_control (a segment file has no kind)",
         )
     return kind
@@ -122,7 +134,9 @@ def _change(ws, path: Path) -> Change:
 
 
 def _read_campaign(ws, path: Path, text: str, data) -> Change:
-    campaign = loads_campaign(text, str(path), templates_dir=str((path.parent / "templates").resolve()))
+    campaign = loads_campaign(
+        text, str(path), templates_dir=str((path.parent / "templates").resolve())
+    )
     old = CampaignStore(ws).get(campaign.name)
     return _diffed("campaign", campaign.name, path, _plain(old), _plain(campaign), campaign)
 
@@ -150,8 +164,13 @@ def _read_global(ws, path: Path, text: str, data) -> Change:
 
     for key in data:
         if key not in GLOBAL_KEYS:
-            raise file_error(f"unknown key {key!r}", file=str(path), key=str(key),
-                                    line=_line(text, key), hint=f"keys: {', '.join(sorted(GLOBAL_KEYS))}")
+            raise file_error(
+                f"unknown key {key!r}",
+                file=str(path),
+                key=str(key),
+                line=_line(text, key),
+                hint=f"keys: {', '.join(sorted(GLOBAL_KEYS))}",
+            )
     try:
         pct = float(data["pct"])
         threshold(pct)
@@ -177,8 +196,12 @@ def _read_trigger(ws, path: Path, text: str, data) -> Change:
     return _diffed("trigger", trigger.name, path, _plain(old), _plain(trigger), trigger)
 
 
-_READ = {"campaign": _read_campaign, "segment": _read_segment, "global_control": _read_global,
-         "trigger": _read_trigger}
+_READ = {
+    "campaign": _read_campaign,
+    "segment": _read_segment,
+    "global_control": _read_global,
+    "trigger": _read_trigger,
+}
 
 
 def _plain(model) -> dict | None:
@@ -198,7 +221,14 @@ def _line(text: str, key: str) -> int | None:
 
 def _diffed(kind: str, name: str, path: Path, old: dict | None, new: dict, item) -> Change:
     if old is None:
-        return Change(kind, name, "create", str(path), tuple(f"+ {k}: {_show(v)}" for k, v in new.items()), item)
+        return Change(
+            kind,
+            name,
+            "create",
+            str(path),
+            tuple(f"+ {k}: {_show(v)}" for k, v in new.items()),
+            item,
+        )
     lines = []
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
@@ -222,7 +252,8 @@ def _check_audiences(ws, changes: list[Change]) -> None:
 
                 raise file_error(
                     f"no segment named {c.item.audience.segment!r} in the workspace or the folder",
-                    file=c.file, key="audience.segment",
+                    file=c.file,
+                    key="audience.segment",
                     hint=did_you_mean(c.item.audience.segment, defined).strip() or None,
                 )
 
@@ -252,5 +283,9 @@ def _write_trigger(ws, change: Change) -> None:
     triggers.TriggerStore(ws).save(change.item, change.file, replace=True)
 
 
-_WRITE = {"campaign": _write_campaign, "segment": _write_segment, "global_control": _write_global,
-          "trigger": _write_trigger}
+_WRITE = {
+    "campaign": _write_campaign,
+    "segment": _write_segment,
+    "global_control": _write_global,
+    "trigger": _write_trigger,
+}

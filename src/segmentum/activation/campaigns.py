@@ -81,7 +81,9 @@ def parse_duration(value: Any) -> _dt.timedelta:
         return value
     match = _DURATION.match(str(value))
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"a duration is a positive number and a unit (w, d, h, m, s), e.g. 7d; got {value!r}")
+        raise ValueError(
+            f"a duration is a positive number and a unit (w, d, h, m, s), e.g. 7d; got {value!r}"
+        )
     return _dt.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -95,7 +97,9 @@ def format_duration(value: _dt.timedelta) -> str:
 
 
 Duration = Annotated[
-    _dt.timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")
+    _dt.timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, when_used="json"),
 ]
 
 
@@ -227,7 +231,9 @@ class Schedule(_Model):
 
         found = Cron.parse(self.cron).latest(T, not_before=self.start)
         if found is None:
-            raise UsageError(f"The cron schedule {self.cron!r} has no run at or before {run_id(T)}.")
+            raise UsageError(
+                f"The cron schedule {self.cron!r} has no run at or before {run_id(T)}."
+            )
         return found
 
 
@@ -262,6 +268,18 @@ class Campaign(_Model):
             raise ValueError(
                 "a name is 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit"
             )
+        return v
+
+    @field_validator("control_salt")
+    @classmethod
+    def _salt(cls, v: str | None) -> str | None:
+        from segmentum.activation.control_groups import check_salt
+
+        if v is not None:
+            try:
+                check_salt(v)
+            except UsageError as exc:
+                raise ValueError(exc.message) from None
         return v
 
     @field_validator("schedule", mode="before")
@@ -306,8 +324,9 @@ def file_error(
 ) -> CampaignFileError:
     """A CampaignFileError whose text starts with where it is: ``FILE, line L: KEY: ...``."""
     where = file + (f", line {line}" if line else "") + (f": {key}" if key else "")
-    return CampaignFileError(f"{where}: {message}", file=file, key=key, line=line, column=column,
-                             hint=hint)
+    return CampaignFileError(
+        f"{where}: {message}", file=file, key=key, line=line, column=column, hint=hint
+    )
 
 
 def loads_campaign(text: str, file: str = "<string>", templates_dir: str | None = None) -> Campaign:
@@ -380,8 +399,14 @@ _UNION_TAGS = {"str", "InlineContent", "function-after[_one(), Schedule]"}
 def _fields_at(loc: list) -> list[str]:
     model: Any = Campaign
     for part in loc:
-        ann = model.model_fields[part].annotation if part in getattr(model, "model_fields", {}) else None
-        model = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann)
+        ann = (
+            model.model_fields[part].annotation
+            if part in getattr(model, "model_fields", {})
+            else None
+        )
+        model = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann
+        )
     return list(getattr(model, "model_fields", {}))
 
 
@@ -396,7 +421,9 @@ def _position(node: Any, loc: list) -> tuple[int | None, int | None]:
             if pair is None:
                 break
             mark, node = pair[0].start_mark, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             mark = node.start_mark
         else:
@@ -435,7 +462,8 @@ class CampaignStore:
         if found is None:
             names = self.names()
             hint = did_you_mean(name, names).strip() or (
-                f"campaigns: {', '.join(names[:20])}" if names
+                f"campaigns: {', '.join(names[:20])}"
+                if names
                 else "create one with `segmentum campaign create FILE` or `segmentum apply DIR`"
             )
             raise NotFoundError(f"No campaign named {name!r}.", hint=hint)
@@ -470,7 +498,9 @@ class CampaignStore:
         self.wh.create_table(TABLE, schema)
         with self.wh.transaction():
             self.wh.delete_where(TABLE, "name", [campaign.name])
-            self.wh.insert(TABLE, pa.Table.from_pylist([row], schema=ibis.schema(schema).to_pyarrow()))
+            self.wh.insert(
+                TABLE, pa.Table.from_pylist([row], schema=ibis.schema(schema).to_pyarrow())
+            )
         return "updated" if old is not None else "created"
 
     def delete(self, name: str) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "ControlGroups",
     "bucket",
     "bucket_expr",
+    "check_salt",
     "threshold",
     "arm_expr",
     "EPOCHS_SCHEMA",
@@ -62,6 +63,15 @@ ASSIGNMENTS_SCHEMA = {
 }
 
 
+def check_salt(salt: str) -> str:
+    """A salt: 1-200 characters of text without control characters."""
+    if not isinstance(salt, str) or not salt.strip() or len(salt) > 200:
+        raise UsageError(f"A control group's salt is 1 to 200 characters of text. Got {salt!r}.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in salt):
+        raise UsageError(f"A control group's salt can't contain control characters. Got {salt!r}.")
+    return salt
+
+
 def bucket(salt: str, contact_id: str) -> int:
     """The contact's bucket in [0, 10000) under ``salt`` (see the module doc)."""
     digest = hashlib.sha256(f"{salt}:{contact_id}".encode()).hexdigest()
@@ -70,7 +80,7 @@ def bucket(salt: str, contact_id: str) -> int:
 
 def bucket_expr(salt: str, contact_id: ir.StringValue) -> ir.IntegerValue:
     """:func:`bucket` as a warehouse expression over a column of contact ids."""
-    digest = (ibis.literal(f"{salt}:", type="string") + contact_id).hexdigest("sha256")
+    digest = (ibis.literal(f"{check_salt(salt)}:", type="string") + contact_id).hexdigest("sha256")
     return (ibis.literal("0x") + digest.substr(0, 15)).cast("int64") % BUCKETS
 
 
@@ -157,8 +167,8 @@ class ControlGroups:
                 "before it.",
                 hint="pass a start time at or after it",
             )
-        if salt is not None and not str(salt).strip():
-            raise UsageError("A control group's salt can't be empty.")
+        if salt is not None:
+            check_salt(salt)
         if epochs and salt == epochs[-1].salt and pct == epochs[-1].pct:
             return epochs[-1]
         epoch = Epoch(len(epochs) + 1, salt or secrets.token_hex(8), float(pct), at)

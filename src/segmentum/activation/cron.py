@@ -63,7 +63,9 @@ class Cron:
             return in_month and in_week
         return in_month or in_week
 
-    def latest(self, at: _dt.datetime, not_before: _dt.datetime | None = None) -> _dt.datetime | None:
+    def latest(
+        self, at: _dt.datetime, not_before: _dt.datetime | None = None
+    ) -> _dt.datetime | None:
         """The last scheduled minute at or before ``at`` (aware UTC), not before
         ``not_before``; None if there is none within five years."""
         day = at.date()

@@ -141,15 +141,21 @@ class Plan:
                 out[d.contact_id] = d
         return [out[row["contact_id"]] for row in chunk]
 
-    def _messages(self, rows: list[dict], planned: dict[str, Decision], template) -> dict[str, Decision]:
+    def _messages(
+        self, rows: list[dict], planned: dict[str, Decision], template
+    ) -> dict[str, Decision]:
         from segmentum.activation.content import contact_context, render_batch
 
         ids = [r["contact_id"] for r in rows]
         extra = {c: self.trigger_data[c] for c in ids if c in self.trigger_data}
         skus = {c: [d["sku"]] for c, d in extra.items() if d.get("sku")}
         contexts = contact_context(
-            self.ws, ids, self.run_at, fields=template.fields,
-            recommendations=template.recommendations, exclude_skus=skus or None,
+            self.ws,
+            ids,
+            self.run_at,
+            fields=template.fields,
+            recommendations=template.recommendations,
+            exclude_skus=skus or None,
         )
         for c, data in extra.items():
             if c in contexts:
@@ -217,8 +223,16 @@ def plan_send(
     audience = audience_table(ws, campaign, run_at, contact_ids)
     first = _first_stage(ws, campaign, channel, audience, epoch, run_at)
     rows = _with_hours(ws, campaign, channel, run_at, first)
-    return Plan(ws, campaign, origin, run_at, rows, channel, epoch.epoch if epoch else 0,
-                dict(trigger_data or {}))
+    return Plan(
+        ws,
+        campaign,
+        origin,
+        run_at,
+        rows,
+        channel,
+        epoch.epoch if epoch else 0,
+        dict(trigger_data or {}),
+    )
 
 
 def _channel(ws, campaign: Campaign, channels: dict | None):
@@ -232,8 +246,9 @@ def _channel(ws, campaign: Campaign, channels: dict | None):
         raise UsageError(
             f"Campaign {campaign.name!r} sends on channel {campaign.channel!r}, which is not "
             f"configured.{did_you_mean(campaign.channel, names)}",
-            hint=f"configured channels: {', '.join(names)}" if names else
-            "configure one in segmentum.yaml (channels:)",
+            hint=f"configured channels: {', '.join(names)}"
+            if names
+            else "configure one in segmentum.yaml (channels:)",
         )
     return channels[campaign.channel]
 
@@ -245,15 +260,26 @@ def _first_stage(ws, campaign: Campaign, channel, audience: ir.Table, epoch, at)
     from segmentum.activation.consent import ConsentPolicy
 
     c = ws.warehouse.table("contacts")
-    address = c[channel.address_field].cast("string") if channel.address_field in c.columns else ibis.null("string")
+    address = (
+        c[channel.address_field].cast("string")
+        if channel.address_field in c.columns
+        else ibis.null("string")
+    )
     fallback = ibis.literal(load_settings(ws).timezone, type="string")
     tz = c.timezone.nullif("").fill_null(fallback) if "timezone" in c.columns else fallback
     known = c.select(contact_id=c.contact_id, to=address, tz=tz, _known=ibis.literal(True))
     base = audience.left_join(known, "contact_id").select(audience.contact_id, "to", "tz", "_known")
-    consent = ConsentPolicy(ws).filter(base.select("contact_id"), channel, campaign.transactional, at)
+    consent = ConsentPolicy(ws).filter(
+        base.select("contact_id"), channel, campaign.transactional, at
+    )
     base = base.left_join(consent, "contact_id").select(base, consent.allowed, consent.reason)
-    arm = arm_expr(base.contact_id, epoch, campaign.salt, campaign.control_pct,
-                   transactional=campaign.transactional)
+    arm = arm_expr(
+        base.contact_id,
+        epoch,
+        campaign.salt,
+        campaign.control_pct,
+        transactional=campaign.transactional,
+    )
     no_address = base._known.isnull() | base.to.isnull() | (base.to.strip() == "")
     blocked = ibis.cases(
         (base._known.isnull(), "no_address"),
@@ -299,8 +325,10 @@ def _with_hours(ws, campaign: Campaign, channel, run_at, rows: pa.Table) -> pa.T
         return rows.append_column("hour", pa.array([hour] * rows.num_rows, pa.int64()))
     from segmentum.activation.send_time import best_hours
 
-    wanted = pc.or_(pc.equal(rows["outcome"], "scheduled"),
-                    pc.and_(pc.equal(rows["outcome"], "control"), pc.is_null(rows["reason"])))
+    wanted = pc.or_(
+        pc.equal(rows["outcome"], "scheduled"),
+        pc.and_(pc.equal(rows["outcome"], "control"), pc.is_null(rows["reason"])),
+    )
     ids = rows.filter(wanted).select(["contact_id"])
     if ids.num_rows == 0:
         return rows.append_column("hour", pa.nulls(rows.num_rows, pa.int64()))
@@ -341,5 +369,11 @@ def _caps(ws, campaign: Campaign, decisions: list[Decision], at, reserve: bool) 
     from segmentum.activation.caps import CapLedger, CapRule
 
     rules = [CapRule(r.channel, r.tag, r.limit, r.window) for r in campaign.caps]
-    return CapLedger(ws).reserve(decisions, rules, at, on_cap=campaign.on_cap,
-                                 defer_hours=campaign.defer_hours, record=reserve)
+    return CapLedger(ws).reserve(
+        decisions,
+        rules,
+        at,
+        on_cap=campaign.on_cap,
+        defer_hours=campaign.defer_hours,
+        record=reserve,
+    )

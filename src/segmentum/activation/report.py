@@ -80,12 +80,16 @@ def campaign_report(
     T = to_utc(as_of)
     all_runs = runs(ws, name)
     if not all_runs:
-        raise NotFoundError(f"Campaign {name!r} has no sends yet.",
-                            hint=f"send it with `segmentum campaign send {name}`")
+        raise NotFoundError(
+            f"Campaign {name!r} has no sends yet.",
+            hint=f"send it with `segmentum campaign send {name}`",
+        )
     run = run or all_runs[-1]
     if run not in all_runs:
-        raise NotFoundError(f"Campaign {name!r} has no run {run!r}.{did_you_mean(run, all_runs)}",
-                            hint=f"runs: {', '.join(all_runs[-10:])}")
+        raise NotFoundError(
+            f"Campaign {name!r} has no run {run!r}.{did_you_mean(run, all_runs)}",
+            hint=f"runs: {', '.join(all_runs[-10:])}",
+        )
     rows = arm_outcomes(ws, name, run)
     data = _per_contact(ws, campaign, rows, T, pre_days)
     counts = rows.group_by(["arm", "outcome"]).agg(n=rows.count()).to_pyarrow().to_pylist()
@@ -96,7 +100,10 @@ def campaign_report(
         "run": run,
         "runs": all_runs,
         "as_of": T,
-        "conversion": {"event": campaign.conversion.event, "window_days": campaign.conversion.window_days},
+        "conversion": {
+            "event": campaign.conversion.event,
+            "window_days": campaign.conversion.window_days,
+        },
         "window_complete": last_start is None or T >= last_start + window,
         "outcomes": {f"{r['arm']}:{r['outcome']}": r["n"] for r in counts},
         **_figures(data, cuped, pre_days, revenue_method),
@@ -112,13 +119,21 @@ def _per_contact(ws, campaign: Campaign, rows: ir.Table, T: _dt.datetime, pre_da
     window = ibis.interval(seconds=int(campaign.conversion.window_days * 86400))
     pre = ibis.interval(days=pre_days)
     now = ibis.literal(T, type=TS)
-    e = eligible.select("contact_id", "outcome", treat=(eligible.arm == "treatment"),
-                        start=eligible.start, stop=ibis.least(eligible.start + window, now))
+    e = eligible.select(
+        "contact_id",
+        "outcome",
+        treat=(eligible.arm == "treatment"),
+        start=eligible.start,
+        stop=ibis.least(eligible.start + window, now),
+    )
     hits = _conversions(ws, campaign, e, pre)
     per = e.left_join(hits, "contact_id").select(
-        e.treat, e.outcome, e.start,
+        e.treat,
+        e.outcome,
+        e.start,
         converted=hits.conversions.fill_null(0) > 0,
-        revenue=hits.revenue.fill_null(0.0), pre=hits.pre.fill_null(0.0),
+        revenue=hits.revenue.fill_null(0.0),
+        pre=hits.pre.fill_null(0.0),
     )
     t = per.to_pyarrow()
     starts = t.column("start").to_pylist()
@@ -137,8 +152,9 @@ def _conversions(ws, campaign: Campaign, e: ir.Table, pre) -> ir.Table:
     wh = ws.warehouse
     if campaign.conversion.event == "order":
         o = wh.table("orders")
-        o = o.filter(o.status == "completed").select("contact_id", at=o.ordered_at,
-                                                      value=o.total.cast("float64"))
+        o = o.filter(o.status == "completed").select(
+            "contact_id", at=o.ordered_at, value=o.total.cast("float64")
+        )
     else:
         ev = wh.table("events")
         ev = ev.filter(ev.type == campaign.conversion.event)
@@ -162,7 +178,12 @@ def _figures(data: dict, cuped: bool, pre_days: int, revenue_method: str) -> dic
         "treatment": _arm(n1, x1, rev[treat], sent=data["sent"]),
         "control": _arm(n0, x0, rev[~treat]),
     }
-    out: dict[str, Any] = {"arms": arms, "conversion_lift": None, "revenue_lift": None, "cuped": None}
+    out: dict[str, Any] = {
+        "arms": arms,
+        "conversion_lift": None,
+        "revenue_lift": None,
+        "cuped": None,
+    }
     if n1 and n0:
         conversion = U.proportion_difference(x1, n1, x0, n0)
         out["conversion_lift"] = conversion.to_dict()
@@ -172,8 +193,12 @@ def _figures(data: dict, cuped: bool, pre_days: int, revenue_method: str) -> dic
         if cuped and min(n1, n0) >= 2:
             adjusted, theta = U.cuped_adjust(rev, data["pre"])
             diff = U.mean_difference(adjusted[treat], adjusted[~treat])
-            out["cuped"] = {**diff.to_dict(), "theta": theta, "pre_days": pre_days,
-                            "method": "cuped+welch"}
+            out["cuped"] = {
+                **diff.to_dict(),
+                "theta": theta,
+                "pre_days": pre_days,
+                "method": "cuped+welch",
+            }
     else:
         conversion = None
     out["verdict"] = U.verdict(x1, n1, x0, n0, conversion)

@@ -74,8 +74,9 @@ def send_campaign(
     planned_before = log.has_origin(plan.origin)
     if dry_run:
         outcomes = run_outcomes(ws, plan.origin) if planned_before else plan.counts()
-        return RunResult(campaign.name, plan.origin.occurrence, T, True, False,
-                         sum(outcomes.values()), outcomes)
+        return RunResult(
+            campaign.name, plan.origin.occurrence, T, True, False, sum(outcomes.values()), outcomes
+        )
     if not planned_before:
         _record(ws, plan)
     delivered = None
@@ -84,8 +85,16 @@ def send_campaign(
         summary = sender.deliver(origin=plan.origin, now=T, retry_unknown=retry_unknown)
         delivered = summary.to_dict() if hasattr(summary, "to_dict") else dc.asdict(summary)
     outcomes = run_outcomes(ws, plan.origin)
-    return RunResult(campaign.name, plan.origin.occurrence, T, False, not planned_before,
-                     sum(outcomes.values()), outcomes, delivered)
+    return RunResult(
+        campaign.name,
+        plan.origin.occurrence,
+        T,
+        False,
+        not planned_before,
+        sum(outcomes.values()),
+        outcomes,
+        delivered,
+    )
 
 
 def _record(ws, plan) -> None:
@@ -101,6 +110,9 @@ def _record(ws, plan) -> None:
         log.record_plan(batch, origin=plan.origin, channel=plan.campaign.channel, at=plan.run_at)
     arms = plan.rows.select(["contact_id", "arm"])
     ControlGroups(ws).record(
-        plan.campaign.name, plan.origin.occurrence, ibis.memtable(pa.table(arms)), plan.epoch,
+        plan.campaign.name,
+        plan.origin.occurrence,
+        ibis.memtable(pa.table(arms)),
+        plan.epoch,
         plan.run_at,
     )

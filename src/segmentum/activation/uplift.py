@@ -79,8 +79,14 @@ def proportion_difference(x1: int, n1: int, x0: int, n0: int, alpha: float = ALP
         x1, n1, x0, n0, method="newcomb", compare="diff", alpha=alpha
     )
     return Difference(
-        p1, p0, p1 - p0, float(low), float(high), _pooled_z_p(x1, n1, x0, n0),
-        mde_proportion(p0, n1, n0, alpha), "newcombe",
+        p1,
+        p0,
+        p1 - p0,
+        float(low),
+        float(high),
+        _pooled_z_p(x1, n1, x0, n0),
+        mde_proportion(p0, n1, n0, alpha),
+        "newcombe",
     )
 
 
@@ -94,7 +100,9 @@ def _pooled_z_p(x1: int, n1: int, x0: int, n0: int) -> float:
     return float(2 * norm.sf(abs(x1 / n1 - x0 / n0) / se))
 
 
-def mean_difference(y1: np.ndarray, y0: np.ndarray, alpha: float = ALPHA, method: str = "welch") -> Difference:
+def mean_difference(
+    y1: np.ndarray, y0: np.ndarray, alpha: float = ALPHA, method: str = "welch"
+) -> Difference:
     """Mean of treatment minus mean of control with Welch's t interval and p-value."""
     from scipy.stats import ttest_ind
 
@@ -106,11 +114,17 @@ def mean_difference(y1: np.ndarray, y0: np.ndarray, alpha: float = ALPHA, method
         return Difference(m1, m0, m1 - m0, m1 - m0, m1 - m0, 1.0 if same else 0.0, mde, method)
     res = ttest_ind(y1, y0, equal_var=False)
     ci = res.confidence_interval(confidence_level=1 - alpha)
-    return Difference(m1, m0, m1 - m0, float(ci.low), float(ci.high), float(res.pvalue), mde, method)
+    return Difference(
+        m1, m0, m1 - m0, float(ci.low), float(ci.high), float(res.pvalue), mde, method
+    )
 
 
 def bootstrap_difference(
-    y1: np.ndarray, y0: np.ndarray, alpha: float = ALPHA, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+    y1: np.ndarray,
+    y0: np.ndarray,
+    alpha: float = ALPHA,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = 0,
 ) -> Difference:
     """Mean difference with a percentile bootstrap interval (arms resampled apart, seeded);
     the p-value is twice the smaller share of resampled differences on either side of 0."""
@@ -122,7 +136,9 @@ def bootstrap_difference(
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
     m1, m0 = float(y1.mean()), float(y0.mean())
-    return Difference(m1, m0, m1 - m0, float(low), float(high), float(p), mde_mean(y1, y0, alpha), "bootstrap")
+    return Difference(
+        m1, m0, m1 - m0, float(low), float(high), float(p), mde_mean(y1, y0, alpha), "bootstrap"
+    )
 
 
 def cuped_adjust(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -138,13 +154,19 @@ def _effect_size(n1: int, n0: int, alpha: float, power: float) -> float:
 
     return float(
         NormalIndPower().solve_power(
-            effect_size=None, nobs1=n1, alpha=alpha, power=power, ratio=n0 / n1,
+            effect_size=None,
+            nobs1=n1,
+            alpha=alpha,
+            power=power,
+            ratio=n0 / n1,
             alternative="two-sided",
         )
     )
 
 
-def mde_proportion(p0: float, n1: int, n0: int, alpha: float = ALPHA, power: float = POWER) -> float:
+def mde_proportion(
+    p0: float, n1: int, n0: int, alpha: float = ALPHA, power: float = POWER
+) -> float:
     """The smallest rise of the conversion rate above ``p0`` that arms of n1 and n0
     contacts detect with this power (Cohen's h, arcsine scale)."""
     h = _effect_size(n1, n0, alpha, power)
@@ -157,7 +179,9 @@ def mde_mean(y1: np.ndarray, y0: np.ndarray, alpha: float = ALPHA, power: float 
     n1, n0 = len(y1), len(y0)
     if n1 < 2 or n0 < 2:
         return math.nan
-    pooled = math.sqrt(((n1 - 1) * np.var(y1, ddof=1) + (n0 - 1) * np.var(y0, ddof=1)) / (n1 + n0 - 2))
+    pooled = math.sqrt(
+        ((n1 - 1) * np.var(y1, ddof=1) + (n0 - 1) * np.var(y0, ddof=1)) / (n1 + n0 - 2)
+    )
     return _effect_size(n1, n0, alpha, power) * pooled
 
 

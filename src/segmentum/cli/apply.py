@@ -38,11 +38,15 @@ def apply_cmd(
             emit_json({**plan.to_dict(), "applied": not dry_run})
             return
         for c in plan.changes:
-            console.print(f"{_MARK[c.action]} {c.kind} [bold]{c.name}[/] ({c.action})  {c.file}",
-                          highlight=False)
+            console.print(
+                f"{_MARK[c.action]} {c.kind} [bold]{c.name}[/] ({c.action})  {c.file}",
+                highlight=False,
+            )
             for line in c.diff:
                 console.print(f"    {line}", highlight=False, markup=False)
         pending = len(plan.pending)
         verb = "would change" if dry_run else "changed"
-        console.print(f"{pending} definition(s) {verb}, {len(plan.changes) - pending} unchanged.",
-                      highlight=False)
+        console.print(
+            f"{pending} definition(s) {verb}, {len(plan.changes) - pending} unchanged.",
+            highlight=False,
+        )

@@ -42,15 +42,20 @@ app = typer.Typer(
 NameArg = Annotated[str, typer.Argument(help="A campaign's name (see `campaign list`).")]
 RunOpt = Annotated[
     str | None,
-    typer.Option("--run", help="A run id (its scheduled time, e.g. 2026-11-01T09:00:00Z).",
-                 show_default=False),
+    typer.Option(
+        "--run",
+        help="A run id (its scheduled time, e.g. 2026-11-01T09:00:00Z).",
+        show_default=False,
+    ),
 ]
 
 
 @app.command("create")
 def create_cmd(
     file: Annotated[Path, typer.Argument(help="A campaign YAML file.")],
-    replace: Annotated[bool, typer.Option("--replace", help="Change an existing campaign.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Change an existing campaign.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -80,8 +85,15 @@ def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         for col in ("name", "audience", "channel", "schedule", "control", "runs", "last run"):
             t.add_column(col)
         for r in rows:
-            t.add_row(r["name"], r["audience"], r["channel"], r["schedule"],
-                      f"{r['control_pct']:g}%", str(len(r["runs"])), r["runs"][-1] if r["runs"] else "-")
+            t.add_row(
+                r["name"],
+                r["audience"],
+                r["channel"],
+                r["schedule"],
+                f"{r['control_pct']:g}%",
+                str(len(r["runs"])),
+                r["runs"][-1] if r["runs"] else "-",
+            )
         console.print(t)
 
 
@@ -90,9 +102,16 @@ def _summary(ws, c, row) -> dict:
 
     done = runs(ws, c.name)
     audience = f"segment {c.audience.segment}" if c.audience.segment else f"rule {c.audience.rule}"
-    return {"name": c.name, "audience": audience, "channel": c.channel,
-            "schedule": c.schedule.kind, "control_pct": c.control_pct, "runs": done,
-            "source": row["source"], "updated_at": row["updated_at"]}
+    return {
+        "name": c.name,
+        "audience": audience,
+        "channel": c.channel,
+        "schedule": c.schedule.kind,
+        "control_pct": c.control_pct,
+        "runs": done,
+        "source": row["source"],
+        "updated_at": row["updated_at"],
+    }
 
 
 @app.command("show")
@@ -114,20 +133,28 @@ def show_cmd(name: NameArg, workspace: WorkspaceOpt = None, as_json: JsonOpt = F
             return
         console.print_json(json.dumps(data["campaign"]))
         for r, counts in outcomes.items():
-            console.print(f"run {r}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()),
-                          highlight=False)
+            console.print(
+                f"run {r}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), highlight=False
+            )
 
 
 @app.command("send")
 def send_cmd(
     name: NameArg,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan, render and check caps; "
-                                          "write and send nothing.")] = False,
-    as_of: as_of_option("Send the run due at this time (ISO 8601, UTC); messages whose send "
-                        "time has come by then go out. Default: now.") = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan, render and check caps; write and send nothing.")
+    ] = False,
+    as_of: as_of_option(
+        "Send the run due at this time (ISO 8601, UTC); messages whose send "
+        "time has come by then go out. Default: now."
+    ) = None,
     run: RunOpt = None,
-    retry_unknown: Annotated[bool, typer.Option(
-        "--retry-unknown", help="Send again the messages whose outcome a crash left unknown.")] = False,
+    retry_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unknown", help="Send again the messages whose outcome a crash left unknown."
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -137,14 +164,17 @@ def send_cmd(
 
     with json_errors(as_json), open_ws(workspace) as ws:
         c = CampaignStore(ws).require(name)
-        result = send_campaign(ws, c, parse_as_of(as_of), run=run, dry_run=dry_run,
-                               retry_unknown=retry_unknown)
+        result = send_campaign(
+            ws, c, parse_as_of(as_of), run=run, dry_run=dry_run, retry_unknown=retry_unknown
+        )
         if as_json:
             emit_json(result.to_dict())
             return
         what = "dry run" if dry_run else ("planned and sent" if result.planned_now else "resumed")
-        t = Table(title=f"Campaign {name}, run {result.run} ({what}): {result.audience:,} contacts",
-                  title_justify="left")
+        t = Table(
+            title=f"Campaign {name}, run {result.run} ({what}): {result.audience:,} contacts",
+            title_justify="left",
+        )
         t.add_column("outcome")
         t.add_column("contacts", justify="right")
         for outcome, n in result.outcomes.items():
@@ -157,10 +187,15 @@ def report_cmd(
     name: NameArg,
     run: RunOpt = None,
     as_of: as_of_option("Count conversions up to this time (ISO 8601, UTC). Default: now.") = None,
-    cuped: Annotated[bool, typer.Option("--cuped", help="Also adjust revenue by pre-period "
-                                        "revenue (CUPED).")] = False,
-    pre_days: Annotated[int, typer.Option("--pre-days", min=1, help="CUPED's pre-period, days.")] = 90,
-    revenue: Annotated[str, typer.Option("--revenue", help="Revenue interval: welch or bootstrap.")] = "welch",
+    cuped: Annotated[
+        bool, typer.Option("--cuped", help="Also adjust revenue by pre-period revenue (CUPED).")
+    ] = False,
+    pre_days: Annotated[
+        int, typer.Option("--pre-days", min=1, help="CUPED's pre-period, days.")
+    ] = 90,
+    revenue: Annotated[
+        str, typer.Option("--revenue", help="Revenue interval: welch or bootstrap.")
+    ] = "welch",
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,8 +206,15 @@ def report_cmd(
     with json_errors(as_json), open_ws(workspace) as ws:
         if revenue not in ("welch", "bootstrap"):
             raise UsageError(f"--revenue is welch or bootstrap, not {revenue!r}.")
-        r = campaign_report(ws, name, run, parse_as_of(as_of), cuped=cuped, pre_days=pre_days,
-                            revenue_method=revenue)
+        r = campaign_report(
+            ws,
+            name,
+            run,
+            parse_as_of(as_of),
+            cuped=cuped,
+            pre_days=pre_days,
+            revenue_method=revenue,
+        )
         if as_json:
             emit_json(r)
             return
@@ -180,9 +222,11 @@ def report_cmd(
 
 
 def _print_report(r: dict) -> None:
-    t = Table(title=f"Campaign {r['campaign']}, run {r['run']}: {r['conversion']['event']} within "
-              f"{r['conversion']['window_days']:g} days, as of {r['as_of']:%Y-%m-%d %H:%M} UTC",
-              title_justify="left")
+    t = Table(
+        title=f"Campaign {r['campaign']}, run {r['run']}: {r['conversion']['event']} within "
+        f"{r['conversion']['window_days']:g} days, as of {r['as_of']:%Y-%m-%d %H:%M} UTC",
+        title_justify="left",
+    )
     for col in ("arm", "contacts", "conversions", "rate", "revenue / recipient"):
         t.add_column(col, justify="left" if col == "arm" else "right")
     for arm, a in r["arms"].items():
@@ -190,27 +234,54 @@ def _print_report(r: dict) -> None:
         rpr = f"{a['revenue_per_recipient']:.2f}" if a["revenue_per_recipient"] is not None else "-"
         t.add_row(arm, f"{a['contacts']:,}", f"{a['conversions']:,}", rate, rpr)
     console.print(t)
-    for label, key, scale, unit in (("conversion rate", "conversion_lift", 100, " pp"),
-                                    ("revenue per recipient", "revenue_lift", 1, ""),
-                                    ("revenue per recipient, CUPED", "cuped", 1, "")):
+    for label, key, scale, unit in (
+        ("conversion rate", "conversion_lift", 100, " pp"),
+        ("revenue per recipient", "revenue_lift", 1, ""),
+        ("revenue per recipient, CUPED", "cuped", 1, ""),
+    ):
         d = r.get(key)
         if d:
             console.print(
                 f"{label}: {scale * d['difference']:+.2f}{unit} (95% CI {scale * d['ci_low']:+.2f} "
                 f"to {scale * d['ci_high']:+.2f}), p = {d['p_value']:.3g}, "
-                f"MDE {scale * d['mde']:.2f}{unit}", highlight=False)
-    console.print(f"[bold]verdict:[/] {r['verdict']}" + ("" if r["window_complete"] else
-                  " (windows still open: figures so far)"), highlight=False)
+                f"MDE {scale * d['mde']:.2f}{unit}",
+                highlight=False,
+            )
+    console.print(
+        f"[bold]verdict:[/] {r['verdict']}"
+        + ("" if r["window_complete"] else " (windows still open: figures so far)"),
+        highlight=False,
+    )
 
 
 @app.command("global-control")
 def global_control_cmd(
-    pct: Annotated[float | None, typer.Option("--pct", min=0, max=100, help="Start an epoch "
-                   "with this share of contacts held out of all marketing.", show_default=False)] = None,
-    salt: Annotated[str | None, typer.Option("--salt", help="The epoch's salt (default: a new "
-                    "random one, so the group is drawn anew).", show_default=False)] = None,
-    start: Annotated[str | None, typer.Option("--start", help="When the epoch starts (ISO 8601, "
-                     "UTC). Default: now.", show_default=False)] = None,
+    pct: Annotated[
+        float | None,
+        typer.Option(
+            "--pct",
+            min=0,
+            max=100,
+            help="Start an epoch with this share of contacts held out of all marketing.",
+            show_default=False,
+        ),
+    ] = None,
+    salt: Annotated[
+        str | None,
+        typer.Option(
+            "--salt",
+            help="The epoch's salt (default: a new random one, so the group is drawn anew).",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="When the epoch starts (ISO 8601, UTC). Default: now.",
+            show_default=False,
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -229,5 +300,10 @@ def global_control_cmd(
         for col in ("epoch", "salt", "share", "from"):
             t.add_column(col)
         for e in epochs:
-            t.add_row(str(e["epoch"]), e["salt"], f"{e['pct']:g}%", f"{e['started_at']:%Y-%m-%d %H:%M} UTC")
+            t.add_row(
+                str(e["epoch"]),
+                e["salt"],
+                f"{e['pct']:g}%",
+                f"{e['started_at']:%Y-%m-%d %H:%M} UTC",
+            )
         console.print(t)

@@ -34,7 +34,16 @@ from segmentum.data.generate._orders import COMPLETED, OFFLINE, ONLINE, Orders, 
 from segmentum.data.generate._people import BG, LOYAL, OCCASIONAL, ONE_OFF, People
 from segmentum.data.generate._tables import SCHEMAS, contact_ids, orders_tables
 
-__all__ = ["NAME", "SALT", "CONTROL_PCT", "LIFT", "WINDOW_DAYS", "SCHEMAS_PLANTED", "planted_tables", "PlantedTotals"]
+__all__ = [
+    "NAME",
+    "SALT",
+    "CONTROL_PCT",
+    "LIFT",
+    "WINDOW_DAYS",
+    "SCHEMAS_PLANTED",
+    "planted_tables",
+    "PlantedTotals",
+]
 
 NAME = SALT = "november-newsletter"
 CONTROL_PCT = 20
@@ -74,7 +83,9 @@ def _buckets(ids: list[str]) -> np.ndarray:
     )
 
 
-def planted_tables(ctx: Context, rng: np.random.Generator, P: People, g0: int) -> dict[str, pa.Table]:
+def planted_tables(
+    ctx: Context, rng: np.random.Generator, P: People, g0: int
+) -> dict[str, pa.Table]:
     """The chunk's campaign_orders, campaign_order_items and campaign_truth tables."""
     idx = np.arange(P.n)
     ids = contact_ids(P.g0 + idx)
@@ -82,7 +93,9 @@ def planted_tables(ctx: Context, rng: np.random.Generator, P: People, g0: int) -
     audience = P.email_opt_in
     send = send_time(ctx)
     active = (P.label == BG) & np.isin(P.cls, (ONE_OFF, OCCASIONAL, LOYAL)) & (P.churn > ctx.as_of)
-    natural = np.where(active, np.minimum(rng.poisson(P.lam * AFTER_DAYS * DAY / YEAR), MAX_NATURAL), 0)
+    natural = np.where(
+        active, np.minimum(rng.poisson(P.lam * AFTER_DAYS * DAY / YEAR), MAX_NATURAL), 0
+    )
     planted = audience & ~control & (P.label == BG) & (rng.random(P.n) < LIFT)
 
     owner = np.repeat(idx, natural)
@@ -116,7 +129,9 @@ def _truth(P, ids, audience, control, send, O: Orders, is_planted) -> pa.Table:
     nat = np.bincount(O.contact, weights=done & ~is_planted, minlength=P.n) > 0
     plan = np.bincount(O.contact, weights=done & is_planted, minlength=P.n) > 0
     revenue = np.bincount(O.contact, weights=np.where(done, O.total, 0), minlength=P.n) / 100
-    planted_rev = np.bincount(O.contact, weights=np.where(done & is_planted, O.total, 0), minlength=P.n) / 100
+    planted_rev = (
+        np.bincount(O.contact, weights=np.where(done & is_planted, O.total, 0), minlength=P.n) / 100
+    )
     keep = np.flatnonzero(audience)
     return pa.Table.from_arrays(
         [
@@ -135,7 +150,10 @@ class PlantedTotals:
     """The planted campaign's figures over all chunks, for the manifest."""
 
     def __init__(self) -> None:
-        self.arms = {arm: {"contacts": 0, "conversions": 0, "revenue": 0.0} for arm in ("treatment", "control")}
+        self.arms = {
+            arm: {"contacts": 0, "conversions": 0, "revenue": 0.0}
+            for arm in ("treatment", "control")
+        }
         self.planted_only = 0
         self.planted_revenue = 0.0
 
@@ -159,7 +177,9 @@ class PlantedTotals:
             "control_salt": SALT,
             "control_pct": CONTROL_PCT,
             "audience": "email_opt_in",
-            "send_at": _dt.datetime.fromtimestamp(send_time(ctx), _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "send_at": _dt.datetime.fromtimestamp(send_time(ctx), _dt.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
             "window_days": WINDOW_DAYS,
             "lift_probability": LIFT,
             "files": ["campaign_orders", "campaign_order_items", "campaign_truth"],
