@@ -85,3 +85,21 @@ def test_routers_use_scopes_the_workspace_thread_and_the_error_edge(tmp_path):
         r = client.get("/api/test/bug", headers=basic(admin))
         assert r.status_code == 500 and r.json()["code"] == "internal" and "leak" not in r.text
         assert client.get("/health").json()["status"] == "ok"
+
+
+def test_a_storage_failure_answers_503_and_acknowledges_nothing(tmp_path):
+    import os
+
+    ws = tmp_path / "ws.duckdb"
+    key = new_key(ws)
+    app = create_app(ServeSettings(workspace=str(ws)))
+    with served(app) as client:
+        event = {"userId": "u1", "event": "Viewed"}
+        assert client.post("/v1/track", json=event, headers=basic(key)).status_code == 200
+        log = app.state.service.log
+        os.close(log._fd)  # the disk goes away under the writer
+        r = client.post("/v1/track", json=event, headers=basic(key))
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5" and r.json()["code"] == "storage"
+        assert client.post("/v1/track", json=event, headers=basic(key)).status_code == 503
+        assert log.end(0) == 1
+        log._fd = os.open(os.devnull, os.O_WRONLY)  # so that shutting down has a file to close
