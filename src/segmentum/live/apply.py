@@ -17,7 +17,9 @@ never overwritten. A new contact's ``created_at`` is its ``createdAt`` trait, el
 time of its first identify in the run.
 
 Applying the same run again (a crash between this and the log commit) changes nothing:
-every load is an upsert on ids derived from the messages.
+every load is an upsert on ids derived from the messages. Messages naming an erased person
+(and the tombstones an erasure leaves in the log) are skipped
+(:func:`segmentum.privacy.tombstones.erased_message`).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def apply_records(ws, records: list[LogRecord], config: MappingConfig) -> Applie
     """Apply ``records`` (in log order) to ``ws``; see the module docstring."""
     wh = ws.warehouse
     ensure_identity_tables(wh)
-    messages = [(rec.offset, orjson.loads(rec.value)) for rec in records]
+    messages = _not_erased(wh, [(rec.offset, orjson.loads(rec.value)) for rec in records])
     anonymous = {m.get("anonymousId") for _, m in messages} | {m.get("previousId") for _, m in messages}
     resolver = Resolver.load(wh, {a for a in anonymous if isinstance(a, str)})
     rows, released = _Rows(), 0
@@ -104,6 +106,15 @@ def apply_records(ws, records: list[LogRecord], config: MappingConfig) -> Applie
         resolver.save()
     done.held, done.links = len(resolver.held), len(resolver.new_links)
     return done
+
+
+def _not_erased(wh, messages: list[tuple[Offset, dict]]) -> list[tuple[Offset, dict]]:
+    """The messages that name no erased person (see :mod:`segmentum.privacy.tombstones`)."""
+    from segmentum.privacy.tombstones import erased_hashes, erased_message, salt
+
+    hashes = erased_hashes(wh)
+    s = salt(wh) if hashes else None
+    return [(o, m) for o, m in messages if not erased_message(m, hashes, s)]
 
 
 def _contact_groups(wh, rows: _Rows) -> list[tuple[str, list[tuple[Offset, dict]]]]:

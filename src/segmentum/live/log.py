@@ -22,9 +22,11 @@ methods; routes and the consumer only see this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+
+from segmentum.errors import StorageError
 
 __all__ = ["Offset", "LogRecord", "IntakeLog"]
 
@@ -84,6 +86,16 @@ class IntakeLog(ABC):
     @abstractmethod
     def commit(self, offset: Offset) -> None:
         """Record, durably, that every record up to and including ``offset`` is applied."""
+
+    def redact(self, replace: Callable[[bytes, bytes], tuple[bytes, bytes] | None]) -> int:
+        """Rewrite every record for which ``replace(key, value)`` gives a new ``(key,
+        value)``, at the same offset (erasing a person); how many. A log that cannot rewrite
+        its records (one whose retention is the only way to forget) raises StorageError."""
+        raise StorageError(
+            f"{type(self).__name__} cannot rewrite records: erased data stay until its "
+            "retention removes them.",
+            hint="Erase with the local intake log, or set a short retention on this one.",
+        )
 
     def backlog(self) -> int:
         """Records appended but not yet applied, over all partitions."""

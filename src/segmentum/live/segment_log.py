@@ -21,6 +21,10 @@ acknowledged (the fsync that would have acknowledged them did not return).
 
 **Retention.** A segment is deleted once the consumer has committed past its end and its
 last write is older than ``retention_seconds``; the segment being written is always kept.
+
+**Redaction.** ``redact(replace)`` (erasing a person) writes each segment holding a record
+to replace anew, with the same positions, to a temporary file renamed over the old one while
+the writer waits; a read that meets the swap sees fewer valid frames and returns early.
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ class SegmentLog(IntakeLog):
         self._retention, self._fsync = retention_seconds, fsync
         self._lock_fd = self._take_lock()
         self._cv = threading.Condition()
+        self._write_lock = threading.Lock()  # held by a write, a redaction, a deletion
         self._pending: deque[tuple[list[tuple[bytes, bytes]], Future]] = deque()
         self._pending_bytes = 0
         self._closing = False
@@ -270,7 +275,8 @@ class SegmentLog(IntakeLog):
                 if not self._pending:
                     return
                 items, self._pending, self._pending_bytes = self._pending, deque(), 0
-            self._write(items)
+            with self._write_lock:
+                self._write(items)
 
     def _write(self, items: deque[tuple[list[tuple[bytes, bytes]], Future]]) -> None:
         seg = self._segments[-1]
@@ -421,8 +427,52 @@ class SegmentLog(IntakeLog):
                 if nxt.base > self._committed or seg.path.stat().st_mtime > cutoff:
                     break
                 doomed.append(self._segments.pop(0))
-        for seg in doomed:
-            seg.path.unlink(missing_ok=True)
+        with self._write_lock:
+            for seg in doomed:
+                seg.path.unlink(missing_ok=True)
+
+    # -- redaction -----------------------------------------------------------------------
+    def redact(self, replace) -> int:
+        """See :meth:`IntakeLog.redact` and the module docstring."""
+        with self._write_lock:
+            with self._cv:
+                segments = list(self._segments)
+            return sum(self._redact(seg, seg is segments[-1], replace) for seg in segments)
+
+    def _redact(self, seg: _Segment, active: bool, replace) -> int:
+        frames, marks, changed, byte = [], ([], []), 0, 0
+        fd = os.open(seg.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for pos, key, value, _nxt in _frames(fd, 0, seg.base, seg.size):
+                new = replace(key, value)
+                if new is not None:
+                    key, value = new
+                    changed += 1
+                if (pos - seg.base) % _MARK_EVERY == 0:
+                    marks[0].append(pos)
+                    marks[1].append(byte)
+                frames.append(_frame(pos, key, value))
+                byte += len(frames[-1])
+        finally:
+            os.close(fd)
+        if not changed:
+            return 0
+        data = b"".join(frames)
+        tmp = seg.path.with_name(seg.path.name + ".redact")
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            _write_all(out, data)
+            os.fsync(out)
+        finally:
+            os.close(out)
+        os.replace(tmp, seg.path)
+        _fsync_dir(self.directory)
+        with self._cv:  # the new index at once, never none (readers use it unlocked)
+            seg.size, seg.mark_pos, seg.mark_byte = len(data), marks[0], marks[1]
+        if active:
+            old, self._fd = self._fd, os.open(seg.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            os.close(old)
+        return changed
 
     def stats(self) -> dict:
         with self._cv:

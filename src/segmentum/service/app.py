@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from segmentum.service import tracking
+from segmentum.service import api, tracking
 from segmentum.service.errors import install_error_handlers
 from segmentum.service.settings import ServeSettings
 from segmentum.service.state import ServiceState
@@ -43,6 +43,7 @@ def create_app(settings: ServeSettings | None = None, state: ServiceState | None
     )
     install_error_handlers(app)
     app.router.routes.extend(tracking.routes)
+    api.include(app)  # the REST API under /api (segmentum.service.api)
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:
