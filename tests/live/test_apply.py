@@ -45,6 +45,14 @@ def test_names():
         "company_name": "Acme", "birth_date": "1990-05-01", "address_postal_code": "LS1"}
 
 
+def test_a_client_cannot_add_columns_without_bound():
+    traits = {"deep": {"a": {"b": 1}}} | {f"t{i}": i for i in range(150)} | {"x" * 80: 1}
+    row = contact_row("u1", traits)
+    assert len(row) == 101 and row["deep_a"] == '{"b":1}'
+    extra = json.loads(row["extra_traits"])
+    assert "x" * 80 in extra and len(extra) + len(row) - 2 == len(traits)  # nothing dropped
+
+
 def test_identify_traits_from_context_and_the_time_zone():
     message = {"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"},
                "context": {"traits": {"email": "old@example.com", "city": "Bath"}, "timezone": "Europe/London"}}

@@ -10,7 +10,9 @@ contact it resolved to (see :mod:`.identity`); validation is the loader's, as fo
   ``timezone`` (else ``context.timezone``), ``createdAt``, and the workspace's own names
   such as ``email_opt_in``);
   every other trait is a custom attribute, its name in snake case (``planType`` ->
-  ``plan_type``; an object's keys one level down: ``company.name`` -> ``company_name``).
+  ``plan_type``; an object's keys one level down: ``company.name`` -> ``company_name``, a
+  deeper object as JSON text). Names over 64 characters, and traits past the row's 100th
+  field, go together into one ``extra_traits`` JSON text instead of new columns.
 * **track / page / screen / group** -> an events row. ``type`` is the configured name for
   the event (:data:`DEFAULT_EVENT_TYPES`: the Segment Spec's names for the workspace's
   types, e.g. ``Product Viewed`` -> ``product_view``), else the event name in snake case;
@@ -73,6 +75,7 @@ _PROFILE = {
     "sms_opt_in": "sms_opt_in", "push_opt_in": "push_opt_in",
 }
 _SKIPPED_TRAITS = {"id", "userId", "contact_id", "name", "address"}
+_MAX_NAME, _MAX_COLUMNS = 64, 100  # custom attributes one identify may name
 _TIMES = {"originalTimestamp": "original_timestamp", "sentAt": "sent_at", "receivedAt": "received_at"}
 
 
@@ -115,14 +118,23 @@ def contact_row(contact_id: str, traits: dict) -> dict[str, Any]:
     if isinstance(name, str) and name.strip() and not {"firstName", "lastName"} & set(traits):
         first, _, last = name.strip().partition(" ")
         row["first_name"], row["last_name"] = first, last.strip() or None
+    custom: dict[str, Any] = {}
     for key, value in traits.items():
         if key in _PROFILE:
             row[_PROFILE[key]] = value
         elif key not in _SKIPPED_TRAITS:
-            row.update(_attributes(key, value))
+            custom.update(_attributes(key, value))
     for key, value in address.items():
         if key not in ("city", "country"):
-            row.update(_attributes(f"address_{key}", value))
+            custom.update(_attributes(f"address_{key}", value))
+    overflow = {}
+    for name, value in custom.items():
+        if len(name) > _MAX_NAME or len(row) >= _MAX_COLUMNS:
+            overflow[name] = value
+        else:
+            row[name] = value
+    if overflow:  # a client cannot add columns without bound: the rest stay, as one JSON text
+        row["extra_traits"] = orjson.dumps(overflow).decode()
     if isinstance(row.get("birth_date"), str):
         row["birth_date"] = row["birth_date"][:10]  # an ISO date-time's date
     return row
@@ -131,7 +143,8 @@ def contact_row(contact_id: str, traits: dict) -> dict[str, Any]:
 def _attributes(key: str, value: Any) -> dict[str, Any]:
     name = snake_case(key)
     if isinstance(value, dict):
-        return {f"{name}_{snake_case(k)}": v for k, v in value.items() if not isinstance(v, dict)}
+        return {f"{name}_{snake_case(k)}": orjson.dumps(v).decode() if isinstance(v, dict) else v
+                for k, v in value.items()}
     return {name: value}
 
 
