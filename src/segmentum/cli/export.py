@@ -22,6 +22,7 @@ from rich.table import Table
 from segmentum.cli.common import (
     JsonOpt,
     WorkspaceOpt,
+    as_of_option,
     console,
     emit_json,
     json_errors,
@@ -33,6 +34,11 @@ from segmentum.cli.common import (
 __all__ = ["app", "result_table"]
 
 app = typer.Typer()
+
+MembersAsOfOpt = as_of_option(
+    "Export the members at this time, from the recorded membership history (ISO 8601, UTC). "
+    "Default: as of the last refresh."
+)
 
 _REASONS = {
     "no_consent": "no consent to advertising use",
@@ -92,12 +98,7 @@ def export_cmd(
         typer.Option("--consent-field", help="The contacts yes/no column that says who "
                      "agreed to advertising use (null counts as no)."),
     ] = "ads_opt_in",
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="Export the members at this time, from the recorded "
-                     "membership history (ISO 8601, UTC). Default: as of the last refresh.",
-                     show_default=False),
-    ] = None,
+    as_of: MembersAsOfOpt = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace FILE even when another kind of export (or no "
