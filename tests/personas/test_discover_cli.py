@@ -279,7 +279,7 @@ def test_human_output(ws_path):
     r = discover(ws_path, "--k", "3", "--save")
     assert r.exit_code == 0, r.output
     assert "buys mostly Home & Garden" in r.stdout and "No purchase yet" in r.stdout
-    assert "Saved tables personas (70 rows) and persona_clusters" in r.stdout
+    assert "Saved the persona model persona (70 contacts)" in r.stdout
 
 
 @pytest.mark.parametrize(

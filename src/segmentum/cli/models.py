@@ -48,7 +48,7 @@ ReplaceOpt = Annotated[
 
 def print_write(written) -> None:
     """One line on what the registry did, and the impact of a replacement per segment."""
-    from segmentum.segments.models import describe_meaning
+    from segmentum.segments.models import describe_change, describe_meaning
 
     if written is None:
         return
@@ -59,8 +59,7 @@ def print_write(written) -> None:
         console.print(f"[dim]Model {spec.name} recorded ({escape(describe_meaning(spec.meaning))}).[/]")
     else:
         changes = ", ".join(
-            f"{k.replace('_', ' ')} {describe_meaning({'': a})[1:]} -> "
-            f"{describe_meaning({'': b})[1:]}"
+            f"{k.replace('_', ' ')} {describe_change(a, b)}"
             for k, (a, b) in written.changes().items()
         )
         console.print(f"Model [bold]{spec.name}[/] now has other settings: {escape(changes)}.")

@@ -122,7 +122,7 @@ def list_cmd(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         for col in ("name", "title", "seed", "data", "applied as"):
             table.add_column(col, overflow="fold")
         for r in rows:
-            data = "[green]yes[/]" if r["ready"] else "[red]missing:[/] " + escape(
+            data = "[green]yes[/]" if r["ready"] else "[red]no:[/] " + escape(
                 "; ".join(m["what"] for m in r["missing"])
             )
             table.add_row(escape(r["name"]), escape(r["title"]), r["seed"], data,

@@ -1,7 +1,8 @@
 """`segmentum persona discover`: find personas by clustering contacts on behaviour.
 
     segmentum persona discover [--k K | --auto] [--seed S] [--sample N] [--as-of T]
-                               [--save] [--save-segments] [--truth groups.parquet] [--json]
+                               [--save] [--save-segments] [--name NAME] [--replace]
+                               [--truth groups.parquet] [--json]
 
 ``app`` holds the command; :mod:`segmentum.cli.persona` merges it into the `persona` group. The work is
 :func:`segmentum.personas.run.discover_personas`; the features and the method are described
@@ -28,6 +29,7 @@ from segmentum.cli.common import (
     json_errors,
     open_ws,
 )
+from segmentum.cli.models import ReplaceOpt, model_name_option, print_write
 from segmentum.errors import UsageError
 
 if TYPE_CHECKING:
@@ -137,11 +139,14 @@ def discover_cmd(
             "adjusted Rand index.",
         ),
     ] = None,
+    name: model_name_option("persona", "persona2.cluster") = "persona",
+    replace: ReplaceOpt = False,
     as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cluster contacts on behaviour and describe each cluster in plain language."""
+    """Cluster contacts on behaviour and describe each cluster in plain language; clusters
+    that match the saved model's keep their ids and names."""
     from segmentum.personas.run import save_personas, save_segments, truth_agreement
 
     saving = save or save_segments_
@@ -152,24 +157,24 @@ def discover_cmd(
             chosen = as_of_for(ws, as_of, as_json=as_json)
             when = chosen.time
             k_ = DEFAULT_K if k is None else k
-            res = _discover(ws, when, k_, auto, seed, sample, quiet=as_json)
+            res = _discover(ws, when, k_, auto, seed, sample, name, quiet=as_json)
             agreement = truth_agreement(res, truth) if truth else None
-            if saving:
-                save_personas(ws, res)
+            written = save_personas(ws, res, replace=replace) if saving else None
             segments = save_segments(ws, res) if save_segments_ else []
     if as_json:
         emit_json({**res.to_dict(), **chosen.to_dict(), "saved": saving, "segments": segments,
-                   "truth": agreement})
+                   "truth": agreement, "registry": written and written.to_dict()})
     else:
         _show(res, agreement, saving, segments)
+        print_write(written)
 
 
-def _discover(ws, when, k: int, auto: bool, seed: int, sample: int, *, quiet: bool):
+def _discover(ws, when, k: int, auto: bool, seed: int, sample: int, name: str, *, quiet: bool):
     """discover_personas with a progress bar over the contacts (none when ``quiet``)."""
     from segmentum.personas.run import discover_personas
 
     if quiet:
-        return discover_personas(ws, when, k=k, auto=auto, seed=seed, sample=sample)
+        return discover_personas(ws, when, k=k, auto=auto, seed=seed, sample=sample, name=name)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("Assigning contacts", total=None)
@@ -179,8 +184,24 @@ def _discover(ws, when, k: int, auto: bool, seed: int, sample: int, *, quiet: bo
                 bar.update(task, completed=done, total=total)
 
         return discover_personas(
-            ws, when, k=k, auto=auto, seed=seed, sample=sample, progress=progress
+            ws, when, k=k, auto=auto, seed=seed, sample=sample, progress=progress, name=name
         )
+
+
+def _show_matching(res: DiscoveryResult) -> None:
+    """Which clusters are the saved model's groups again, which are new, which are gone."""
+    if res.previous is None:
+        return
+    kept = res.kept()
+    new = [c for c in res.names() if c and c not in kept]
+    console.print(
+        f"Compared with the saved model {res.model}: {len(kept)} cluster(s) are the same "
+        f"groups (ids and names kept: {', '.join(map(str, kept)) or 'none'}); new: "
+        f"{', '.join(map(str, new)) or 'none'}.",
+        highlight=False,
+    )
+    for c, n in res.retired().items():
+        console.print(f"  no longer found: {c} {escape(n)}", highlight=False)
 
 
 def _show(res: DiscoveryResult, agreement: dict | None, saved: bool, segments: list[str]):
@@ -193,6 +214,7 @@ def _show(res: DiscoveryResult, agreement: dict | None, saved: bool, segments: l
     if res.silhouette is not None:
         console.print(_silhouette_table(res.silhouette, res.k))
     console.print(clusters_table(res))
+    _show_matching(res)
     if agreement is not None:
         console.print(
             f"Adjusted Rand index against {escape(agreement['file'])}: "
@@ -203,8 +225,8 @@ def _show(res: DiscoveryResult, agreement: dict | None, saved: bool, segments: l
         console.print(_truth_table(agreement, res.names()))
     if saved:
         console.print(
-            f"Saved tables {PERSONAS_TABLE} ({res.contacts:,} rows) and {CLUSTERS_TABLE}; "
-            'rules can use persona.cluster = N or persona.persona = "...".',
+            f"Saved the persona model {res.model} ({res.contacts:,} contacts); rules can use "
+            f'{res.model}.cluster = N or {res.model}.persona = "...".',
             style="dim",
             highlight=False,
         )

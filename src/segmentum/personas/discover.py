@@ -38,11 +38,12 @@ Pure computation on pandas frames of the columns of :mod:`segmentum.personas.fea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.preprocessing import StandardScaler
@@ -53,16 +54,21 @@ from segmentum.personas.features import Feature, FeatureSpec
 
 __all__ = [
     "K_RANGE",
+    "MATCH_DISTANCE",
     "MIN_EFFECT",
     "NO_PURCHASE",
     "ClusterProfile",
+    "Previous",
     "ClusterStats",
     "Scaler",
     "choose_k",
+    "centroid_key",
     "cluster_order",
     "describe",
     "fit_kmeans",
     "fit_scaler",
+    "match_clusters",
+    "number_clusters",
     "silhouettes",
 ]
 
@@ -70,6 +76,7 @@ K_RANGE = range(2, 11)
 N_INIT = 10
 SILHOUETTE_POINTS = 10_000
 MIN_EFFECT = 0.4  # smallest standardised difference worth saying
+MATCH_DISTANCE = 1.0  # farthest centroids (in the scaled space) still "the same group"
 MAX_PHRASES = 4
 NO_PURCHASE = "No purchase yet"
 
@@ -250,6 +257,16 @@ class ClusterStats:
         ):
             acc += np.bincount(labels, weights=frame[name].to_numpy(dtype=np.float64), minlength=m)
 
+    def centroids(self, keys: Sequence[str]) -> list[dict[str, float]]:
+        """Per cluster row: the mean transformed value of each feature, by ``keys`` (one per
+        column; see :func:`centroid_key`); features no member has are left out."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.z / self.n
+        return [
+            {k: float(v) for k, v in zip(keys, row, strict=True) if not math.isnan(v)}
+            for row in mean
+        ]
+
     def mean_raw(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.raw / self.n
@@ -274,6 +291,69 @@ def cluster_order(sizes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     for rank, raw in enumerate(keys, start=1):
         out[raw] = rank
     return out
+
+
+# -- 4b. the same groups keep their ids across runs -----------------------------------------
+@dataclass(frozen=True)
+class Previous:
+    """The clusters a model had: names and centroids by id, and the next unused id."""
+
+    names: dict[int, str]
+    centroids: dict[int, dict[str, float]]  # empty for tables written before centroids
+    next_id: int
+
+
+def centroid_key(column: str, spec: FeatureSpec) -> str:
+    """A feature's name across runs: a category share by its category ("category:Fashion"),
+    since cat_00 is whichever category sells most in this run; other features by column."""
+    category = spec.category_of(column)
+    return column if category is None else f"category:{category}"
+
+
+def match_clusters(
+    old: Mapping[int, Mapping[str, float]],
+    new: Sequence[Mapping[str, float]],
+    scales: Mapping[str, float],
+    threshold: float = MATCH_DISTANCE,
+) -> dict[int, int]:
+    """New cluster (index into ``new``) -> old id, for the pairs of a minimum-cost matching
+    (Hungarian, on Euclidean distances between centroids divided by ``scales``, a feature
+    missing on one side being 0) that are at most ``threshold`` apart."""
+    if not old or not new:
+        return {}
+    keys = sorted({k for c in (*old.values(), *new) for k in c})
+    scale = np.array([scales.get(k) or scales.get("*", 1.0) for k in keys])
+    ids = list(old)
+    a = np.array([[old[i].get(k, 0.0) for k in keys] for i in ids]) / scale
+    b = np.array([[c.get(k, 0.0) for k in keys] for c in new]) / scale
+    dist = euclidean_distances(a, b)
+    rows, cols = linear_sum_assignment(dist)
+    return {int(c): ids[r] for r, c in zip(rows, cols, strict=True) if dist[r, c] <= threshold}
+
+
+def number_clusters(
+    sizes: np.ndarray,
+    model_centroids: np.ndarray,
+    centroids: Sequence[Mapping[str, float]],
+    scales: Mapping[str, float],
+    previous: Previous | None,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Each raw K-means label's cluster id, and the names kept (raw label -> old name).
+
+    Without a previous model: 1..K by size (:func:`cluster_order`). Otherwise clusters that
+    match a previous one (:func:`match_clusters`) keep its id and name; the others get new
+    ids from ``previous.next_id`` on, largest first: an id never names another group."""
+    order = cluster_order(sizes, model_centroids)
+    if previous is None:
+        return order, {}
+    matched = match_clusters(previous.centroids, centroids, scales)
+    ids = np.zeros(len(sizes), dtype=np.int64)
+    for raw, old in matched.items():
+        ids[raw] = old
+    fresh = sorted((r for r in range(len(sizes)) if r not in matched), key=lambda r: order[r])
+    for offset, raw in enumerate(fresh):
+        ids[raw] = previous.next_id + offset
+    return ids, {raw: previous.names[old] for raw, old in matched.items()}
 
 
 # -- 5. descriptions -----------------------------------------------------------------------
@@ -436,9 +516,18 @@ def _name(col_index: dict[str, int], mean: np.ndarray, d: np.ndarray, spec: Feat
 
 
 def describe(
-    stats: ClusterStats, spec: FeatureSpec, total_contacts: int | None = None
+    stats: ClusterStats,
+    spec: FeatureSpec,
+    total_contacts: int | None = None,
+    ids: Sequence[int] | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> list[ClusterProfile]:
-    """Profiles of cluster 0 (no purchase) and 1..K from the accumulated statistics."""
+    """Profiles of cluster 0 (no purchase) and 1..K from the accumulated statistics.
+
+    ``ids`` are the cluster numbers of the rows (default: the row numbers); ``names`` keeps
+    the names of some rows (clusters matched to a previous run's), which others never take.
+    """
+    names = dict(names or {})
     m = len(stats.size)
     total = int(stats.size.sum()) if total_contacts is None else total_contacts
     revenue_total = float(stats.revenue.sum())
@@ -486,7 +575,7 @@ def describe(
             lead = "no completed purchase yet"
             description = ", ".join([lead, *phrases]) if size else ""
         else:
-            name = _name(col_index, mean[c], d, spec)
+            name = names.get(c) or _name(col_index, mean[c], d, spec)
             description = ", ".join(phrases) if phrases else "close to the average buyer"
         cats = [
             (float(mean[c, col_index[col]]), col)
@@ -502,7 +591,7 @@ def describe(
         )
         out.append(
             ClusterProfile(
-                cluster=c,
+                cluster=c if ids is None else int(ids[c]),
                 persona=name,
                 description=description,
                 contacts=size,
@@ -520,15 +609,20 @@ def describe(
                 },
             )
         )
-    _unique_names(out)
+    _unique_names(out, kept={out[c].persona for c in names})
     return out
 
 
-def _unique_names(profiles: list[ClusterProfile]) -> None:
-    """Number repeated names in cluster order: "Fashion buyers", "Fashion buyers (2)"."""
-    seen: dict[str, int] = {}
+def _unique_names(profiles: list[ClusterProfile], kept: set[str] = frozenset()) -> None:
+    """Number repeated names in cluster order: "Fashion buyers", "Fashion buyers (2)"; a
+    kept name stays as it is, and a new cluster of that name gets the next free number."""
+    taken = set(kept)
     for p in profiles:
-        n = seen.get(p.persona, 0) + 1
-        seen[p.persona] = n
-        if n > 1:
-            p.persona = f"{p.persona} ({n})"
+        if p.persona in kept:
+            continue
+        name, n = p.persona, 1
+        while name in taken:
+            n += 1
+            name = f"{p.persona} ({n})"
+        taken.add(name)
+        p.persona = name

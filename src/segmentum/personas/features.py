@@ -56,6 +56,7 @@ from segmentum.errors import WorkspaceError
 __all__ = [
     "CATEGORY_OTHER",
     "ENGAGEMENT_DAYS",
+    "FEATURES_VERSION",
     "FEATURES",
     "MAX_CATEGORIES",
     "WEB_DAYS",
@@ -64,6 +65,9 @@ __all__ = [
     "persona_features",
 ]
 
+# the version of the feature definitions below: a persona model's meaning includes it, so a
+# change to what a feature measures makes saved clusters another model's
+FEATURES_VERSION = 1
 MAX_CATEGORIES = 12
 ENGAGEMENT_DAYS = 365
 WEB_DAYS = 90

@@ -12,6 +12,7 @@ A template is a YAML file in ``segmentum/personas/templates/``::
       events: [email_open]          # event types
       properties: {product_view: [in_stock]}   # event properties, per event type
       analytics: [rfm, clv]         # score tables (segmentum rfm, segmentum clv fit)
+      models: {rfm: {levels: 3}}    # model settings the rule is written for
     actions: [Cross-selling, Upselling]
     params:
       min_spend: {type: number, default: 400, min: 0, description: EUR in the last year}
@@ -86,7 +87,7 @@ KEYS = (
 )
 REQUIRED_KEYS = ("name", "title", "seed", "description", "rule")
 PARAM_KEYS = ("type", "default", "description", "min", "max", "choices")
-NEEDS_KEYS = ("tables", "events", "properties", "analytics")
+NEEDS_KEYS = ("tables", "events", "properties", "analytics", "models")
 MAX_STRING = 1000
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -239,16 +240,21 @@ class Needs:
     events: tuple[str, ...] = ()
     properties: tuple[tuple[str, str], ...] = ()  # (event type, property)
     analytics: tuple[str, ...] = ()
+    models: tuple[tuple[str, str, Any], ...] = ()  # (model, setting, value the rule assumes)
 
     def to_dict(self) -> dict[str, Any]:
         props: dict[str, list[str]] = {}
         for event, prop in self.properties:
             props.setdefault(event, []).append(prop)
+        models: dict[str, dict[str, Any]] = {}
+        for model, key, value in self.models:
+            models.setdefault(model, {})[key] = value
         return {
             "tables": list(self.tables),
             "events": list(self.events),
             "properties": props,
             "analytics": list(self.analytics),
+            "models": models,
         }
 
 
@@ -519,7 +525,24 @@ def _needs(raw: Any, file: str) -> Needs:
         events=names("events"),
         properties=tuple(pairs),
         analytics=names("analytics", tuple(ANALYTICS)),
+        models=_model_needs(raw.get("models") or {}, file),
     )
+
+
+def _model_needs(raw: Any, file: str) -> tuple[tuple[str, str, Any], ...]:
+    """``models: {rfm: {levels: 3}}`` as (model, setting, value) triples."""
+    if not isinstance(raw, Mapping):
+        raise TemplateFileError(file, "needs.models", "a mapping: model -> {setting: value}")
+    out = []
+    for model, settings in raw.items():
+        if model not in ANALYTICS:
+            raise TemplateFileError(
+                file, f"needs.models.{model}", f"not one of {', '.join(ANALYTICS)}"
+            )
+        if not isinstance(settings, Mapping) or not settings:
+            raise TemplateFileError(file, f"needs.models.{model}", "a mapping: setting -> value")
+        out += [(str(model), str(k), v) for k, v in settings.items()]
+    return tuple(out)
 
 
 def _num(x: float) -> str:

@@ -5,9 +5,11 @@ to get it.
     [Missing(what='no deals loaded', how='load your CRM deals: segmentum load deals FILE')]
 
 Tables count as present when they have rows; analytics tables (``rfm``, ``clv``,
-``lifestage``) when they have been computed; event types when the events table has events of
-that type; event properties when such events carry the property (a column or a key of the
-``properties`` JSON). Only the catalogue's cached lookups and one row count per table run.
+``lifestage``) when they have been computed, with the settings the rule is written for
+(``needs.models``: ``rfm: {levels: 3}`` is not met by a 5-level RFM); event types when the
+events table has events of that type; event properties when such events carry the property
+(a column or a key of the ``properties`` JSON). Only the catalogue's cached lookups and one
+row count per table run.
 """
 
 from __future__ import annotations
@@ -77,7 +79,30 @@ class DataCheck:
                 out.append(
                     Missing(f"{ns} scores are not computed", f"run `{ANALYTICS[ns]['command']}`")
                 )
+        for ns, key, value in needs.models:
+            have = self.setting(ns, key)
+            if self.catalog.analytics_available(ns) and have != value:
+                flag = f"--{key.replace('_', '-')} {value}"
+                out.append(
+                    Missing(
+                        f"{ns} has {key} {have}, the rule is written for {key} {value}",
+                        f"compute it so: `{ANALYTICS[ns]['command']} {flag}` (add --replace if "
+                        f"saved segments read {ns}, or --name to keep this one)",
+                    )
+                )
         return out
+
+    def setting(self, ns: str, key: str):
+        """A setting of the model ``ns``: from the registry, else the table's column of that
+        name when it holds one value (a table from before the registry)."""
+        model = self.catalog.model(ns)
+        if model is not None and model.meaning is not None:
+            return model.meaning.get(key)
+        if key not in self.catalog.schema(ns):
+            return None
+        t = self.ws.warehouse.table(ns)
+        values = t.select(key).distinct().limit(2).to_pyarrow().column(0).to_pylist()
+        return values[0] if len(values) == 1 else None
 
     def _events(
         self, types: Iterable[str], properties: Iterable[tuple[str, str]]

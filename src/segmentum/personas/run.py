@@ -13,16 +13,21 @@ buyers ordered by contact_id); then every contact is read back in batches
 are accumulated batch by batch - at no point is the whole base in memory as a wide frame.
 Only (contact_id, cluster) is kept for all contacts.
 
-Saved tables (``save_personas``): ``personas`` (contact_id, cluster, persona, as_of),
-``persona_clusters`` (one row per cluster: its name, description, size, shares, ...) and the
-view ``persona`` over ``personas``, which is what rules read as ``persona.cluster`` /
-``persona.persona`` (the segment catalogue names analytics tables by their namespace).
+Cluster ids: a first run numbers the clusters 1..K by size. A run for a model that was
+saved before (``name``, default ``persona``) matches its clusters to the saved ones
+(Hungarian matching of centroids - each cluster's mean of every transformed feature, a
+category share known by its category - in this run's scaled space, pairs at most
+``MATCH_DISTANCE`` apart): a matched cluster keeps the saved id and name, the others get
+new ids, so ``persona.cluster = 3`` names the same group from run to run or nobody.
+
+Saving (``save_personas``, :mod:`segmentum.personas.model`) writes the model's tables:
+``personas`` (contact_id, cluster, persona, as_of), ``persona_clusters`` and the view
+``persona`` that rules read as ``persona.cluster`` / ``persona.persona``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,15 +40,25 @@ import pyarrow as pa
 
 from segmentum.errors import UsageError, WorkspaceError
 from segmentum.personas.discover import (
-    NO_PURCHASE,
     ClusterStats,
+    Previous,
+    centroid_key,
     choose_k,
-    cluster_order,
     describe,
     fit_kmeans,
     fit_scaler,
+    number_clusters,
 )
 from segmentum.personas.features import persona_features
+from segmentum.personas.model import (
+    CLUSTERS_TABLE,
+    PERSONA_VIEW,
+    PERSONAS_TABLE,
+    previous_clusters,
+    save_personas,
+    save_segments,
+    segment_name,
+)
 
 __all__ = [
     "BATCH_SIZE",
@@ -62,9 +77,6 @@ __all__ = [
 
 DEFAULT_SAMPLE = 50_000
 BATCH_SIZE = 100_000
-PERSONAS_TABLE = "personas"
-CLUSTERS_TABLE = "persona_clusters"
-PERSONA_VIEW = "persona"
 _TEMP = "_persona_features"
 Progress = Callable[[str, int, int], None]
 
@@ -85,6 +97,21 @@ class DiscoveryResult:
     assignments: pa.Table = field(repr=False)  # contact_id, cluster
     silhouette: dict[int, float] | None = None
     inertia: float | None = None
+    model: str = PERSONA_VIEW  # the model whose clusters ids were matched to (and saved as)
+    centroids: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    previous: Previous | None = field(default=None, repr=False)  # the saved model's clusters
+
+    def kept(self) -> list[int]:
+        """Ids of clusters that match one of the saved model's (same id, same name)."""
+        before = set() if self.previous is None else set(self.previous.names)
+        return [c for c in self.clusters["cluster"] if c and c in before]
+
+    def retired(self) -> dict[int, str]:
+        """The saved model's clusters this run does not find again: id -> name."""
+        if self.previous is None:
+            return {}
+        now = set(self.clusters["cluster"])
+        return {c: n for c, n in self.previous.names.items() if c not in now}
 
     def names(self) -> dict[int, str]:
         return dict(zip(self.clusters["cluster"], self.clusters["persona"], strict=True))
@@ -105,6 +132,10 @@ class DiscoveryResult:
             "buyers": self.buyers,
             "categories": list(self.categories),
             "clusters": self.clusters.to_dict(orient="records"),
+            "model": self.model,
+            "kept": self.kept(),
+            "new": [c for c in self.clusters["cluster"] if c and c not in self.kept()],
+            "retired": [{"cluster": c, "persona": n} for c, n in self.retired().items()],
         }
 
 
@@ -136,9 +167,12 @@ def discover_personas(
     sample: int = DEFAULT_SAMPLE,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    name: str = PERSONA_VIEW,
+    match: bool = True,
 ) -> DiscoveryResult:
     """Cluster the buyers as of ``as_of`` into ``k`` personas (or K by silhouette with
-    ``auto``); contacts without orders form cluster 0. See the module doc."""
+    ``auto``); contacts without orders form cluster 0. With ``match``, clusters that match
+    one the saved model ``name`` has keep its id and name (see the module doc)."""
     if not auto:
         _check_int("K", k, 2)
     _check_int("seed", seed, 0)
@@ -192,11 +226,19 @@ def discover_personas(
     finally:
         wh.drop_temp(_TEMP)
 
-    final = cluster_order(stats.size[1:], model.cluster_centers_)
+    keys = [centroid_key(c, spec) for c in stats.columns]
+    previous = previous_clusters(ws, name) if match else None
+    raw_ids, kept = number_clusters(
+        stats.size[1:], model.cluster_centers_, stats.centroids(keys)[1:],
+        _scales(scaler, keys), previous,
+    )
+    final = np.argsort(np.argsort(raw_ids)) + 1  # rows in id order: position of each raw label
     stats = _renumber(stats, final)
-    profiles = describe(stats, spec, total_contacts=n_contacts)
+    row_ids = np.concatenate([[0], np.sort(raw_ids)])
+    names = {int(final[raw]): old for raw, old in kept.items()}
+    profiles = describe(stats, spec, total_contacts=n_contacts, ids=row_ids, names=names)
     clusters = pd.DataFrame([p.to_dict() for p in profiles])
-    lut = np.concatenate([[0], final])
+    lut = np.concatenate([[0], raw_ids])
     labels_all = lut[np.concatenate(raw_labels) + 1] if raw_labels else np.zeros(0, np.int64)
     assignments = pa.table(
         {
@@ -217,7 +259,19 @@ def discover_personas(
         assignments=assignments,
         silhouette=silhouette,
         inertia=float(model.inertia_),
+        model=name,
+        centroids=dict(zip(row_ids.tolist(), stats.centroids(keys), strict=True)),
+        previous=previous,
     )
+
+
+def _scales(scaler, keys: list[str]) -> dict[str, float]:
+    """Each feature's scale in this run by its key; "*" (features this run lacks: a category
+    no longer sold) is the category shares' pooled scale."""
+    scales = dict(zip(keys, scaler.scale.tolist(), strict=True))
+    pooled = scaler.scale[scaler.pooled]
+    scales["*"] = float(pooled[0]) if len(pooled) else 1.0
+    return scales
 
 
 def _renumber(stats: ClusterStats, final: np.ndarray) -> ClusterStats:
@@ -228,69 +282,6 @@ def _renumber(stats: ClusterStats, final: np.ndarray) -> ClusterStats:
     for name in ("size", "n", "raw", "z", "z2", "revenue", "sends", "opens", "clicks"):
         setattr(stats, name, getattr(stats, name)[perm])
     return stats
-
-
-# -- saving -----------------------------------------------------------------------------------
-def save_personas(ws, result: DiscoveryResult) -> None:
-    """Write ``personas`` and ``persona_clusters`` (replacing earlier runs) and the view
-    ``persona`` the segment rules read."""
-    names = result.names()
-    clusters = result.assignments.column("cluster")
-    persona = pa.array([names[c] for c in range(result.k + 1)], pa.string()).take(clusters)
-    as_of = pd.Timestamp(result.as_of).tz_convert("UTC")
-    ts = pa.timestamp("us", tz="UTC")
-    table = pa.table(
-        {
-            "contact_id": result.assignments.column("contact_id"),
-            "cluster": clusters,
-            "persona": persona,
-            "as_of": pa.array(np.full(len(persona), as_of.value // 1000, dtype=np.int64), ts),
-        }
-    )
-    summary = result.clusters.copy()
-    summary["traits"] = [json.dumps(t, ensure_ascii=False) for t in summary["traits"]]
-    summary["profile"] = [json.dumps(p, ensure_ascii=False) for p in summary["profile"]]
-    summary.insert(0, "as_of", as_of)
-    summary["k"] = result.k
-    summary["seed"] = result.seed
-    summary["segment"] = [
-        segment_name(c, n) for c, n in zip(summary.cluster, summary.persona, strict=True)
-    ]
-    wh = ws.warehouse
-    with wh.transaction():
-        wh.replace_table(PERSONAS_TABLE, table)
-        wh.replace_table(CLUSTERS_TABLE, summary)
-    ws.con.create_view(PERSONA_VIEW, ws.table(PERSONAS_TABLE), overwrite=True)
-
-
-def segment_name(cluster: int, persona: str) -> str:
-    """The saved segment of one cluster, a slug: "persona-3-loyal-fashion-buyers"."""
-    from segmentum.segments.store import slugify
-
-    return slugify(f"persona {cluster} {persona}")
-
-
-def save_segments(ws, result: DiscoveryResult) -> list[str]:
-    """One saved segment per cluster (rule ``persona.cluster = N``), replacing those of the
-    same names; returns their names. Needs :func:`save_personas` first."""
-    from segmentum.segments import SegmentEngine
-
-    if not ws.warehouse.has_table(PERSONA_VIEW):
-        raise WorkspaceError(
-            "Persona segments read the persona table: save the personas first (--save)."
-        )
-    engine = SegmentEngine(ws)
-    names = []
-    for row in result.clusters.itertuples(index=False):
-        name = segment_name(int(row.cluster), row.persona)
-        engine.create(
-            name,
-            f"persona.cluster = {int(row.cluster)}",
-            description=row.description or (NO_PURCHASE if row.cluster == 0 else None),
-            replace=True,
-        )
-        names.append(name)
-    return names
 
 
 # -- agreement with a ground truth ------------------------------------------------------------

@@ -63,6 +63,7 @@ __all__ = [
     "SegmentImpact",
     "check_model_name",
     "check_pins",
+    "describe_change",
     "describe_meaning",
     "model_kinds",
     "namespaces_read",
@@ -373,8 +374,19 @@ def _changed_words(w: ModelWrite) -> str:
     if w.previous is None or w.previous.meaning is None:
         return "its settings were never recorded, so whether this run changes what they mean is unknown"
     return "this run changes " + ", ".join(
-        f"{k.replace('_', ' ')} {_shown(a)} -> {_shown(b)}" for k, (a, b) in w.changes().items()
+        f"{k.replace('_', ' ')} {describe_change(a, b)}" for k, (a, b) in w.changes().items()
     )
+
+
+def describe_change(old: Any, new: Any) -> str:
+    """"3 -> 5", or for mappings what went and what came: "without 2 (x), with 8 (y)"."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return f"{_shown(old)} -> {_shown(new)}"
+    gone = [f"{k} ({_shown(v)})" for k, v in old.items() if new.get(k) != v]
+    came = [f"{k} ({_shown(v)})" for k, v in new.items() if old.get(k) != v]
+    parts = ([f"without {', '.join(gone)}"] if gone else []) + (
+        [f"with {', '.join(came)}"] if came else [])
+    return ", ".join(parts)
 
 
 def _conflict(w: ModelWrite) -> ModelConflictError:
