@@ -30,9 +30,11 @@ def create_app(settings: ServeSettings | None = None, state: ServiceState | None
         app.state.service = service
         app.state.admission = tracking.Admission()
         service.start()
+        hooks = api.start_background(service)  # CRM webhook deliveries
         try:
             yield
         finally:
+            hooks.stop()
             service.close()
 
     app = FastAPI(

@@ -16,13 +16,24 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-__all__ = ["include"]
+__all__ = ["include", "start_background"]
 
 
 def include(app: FastAPI) -> None:
     """Add every REST router to ``app``."""
-    from segmentum.service.api import analytics, catalog, contacts, segments
+    from segmentum.service.api import activation, analytics, catalog, contacts, crm, personas, segments
 
     for router in (segments.router, catalog.router, contacts.router, contacts.privacy_router,
-                   analytics.router, analytics.models_router):
+                   analytics.router, analytics.models_router, personas.router, crm.router,
+                   *activation.routers):
         app.include_router(router)
+
+
+def start_background(service):
+    """Start what the API runs beside the requests (the CRM webhook dispatcher); the
+    returned object's ``stop()`` ends it."""
+    from segmentum.crm.dispatch import Dispatcher
+
+    dispatcher = Dispatcher(service.access.call)
+    dispatcher.start()
+    return dispatcher
