@@ -334,13 +334,14 @@ def step_campaign_record(ws, as_of):
 
 def step_campaign_report(ws, as_of):
     """The report of the recorded run (conversions in 14 days, revenue, Newcombe, Welch,
-    MDE and CUPED over 90 days of pre-period revenue), as of 2026-11-15."""
+    MDE and CUPED over 90 days of pre-period revenue), as of 2026-11-15 (the generator's
+    ``campaign_orders`` loaded: the weeks after the history)."""
     from segmentum.activation.campaigns import loads_campaign
     from segmentum.activation.report import campaign_report
 
     campaign = loads_campaign(CAMPAIGN)
-    s, r = _timed(lambda: campaign_report(ws, campaign.name, as_of="2026-11-15", cuped=True,
-                                          campaign=campaign))
+    s, r = _timed(lambda: campaign_report(ws, campaign.name, CAMPAIGN_RUN, "2026-11-15",
+                                          cuped=True, campaign=campaign))
     rows = r["arms"]["treatment"]["contacts"] + r["arms"]["control"]["contacts"]
     return {"seconds": s, "rows": rows, "verdict": r["verdict"]}
 

@@ -111,44 +111,54 @@ def campaign_report(
 
 
 def _per_contact(ws, campaign: Campaign, rows: ir.Table, T: _dt.datetime, pre_days: int) -> dict:
-    """Arrays per eligible contact: arm (1 treatment, 0 control), converted, revenue, pre."""
+    """Arrays per eligible contact: treat (else control), converted, revenue, pre."""
+    import pyarrow.compute as pc
+
     eligible = rows.filter(
         ((rows.arm == "treatment") & ~rows.outcome.isin(BLOCKED + ("global_control",)))
         | ((rows.arm == "control") & rows.reason.isnull())
     )
     window = ibis.interval(seconds=int(campaign.conversion.window_days * 86400))
-    pre = ibis.interval(days=pre_days)
-    now = ibis.literal(T, type=TS)
     e = eligible.select(
         "contact_id",
-        "outcome",
+        sent=eligible.outcome == "sent",
         treat=(eligible.arm == "treatment"),
         start=eligible.start,
-        stop=ibis.least(eligible.start + window, now),
+        stop=ibis.least(eligible.start + window, ibis.literal(T, type=TS)),
     )
-    hits = _conversions(ws, campaign, e, pre)
-    per = e.left_join(hits, "contact_id").select(
-        e.treat,
-        e.outcome,
-        e.start,
-        converted=hits.conversions.fill_null(0) > 0,
-        revenue=hits.revenue.fill_null(0.0),
-        pre=hits.pre.fill_null(0.0),
-    )
-    t = per.to_pyarrow()
-    starts = t.column("start").to_pylist()
+    wh = ws.warehouse
+    e = wh.temp_table("_report_arms", e)
+    try:
+        per = e.left_join(_conversions(ws, campaign, e, pre_days), "contact_id")
+        t = per.select(
+            e.treat,
+            e.sent,
+            e.start,
+            converted=per.conversions.fill_null(0) > 0,
+            revenue=per.revenue.fill_null(0.0),
+            pre=per.pre.fill_null(0.0),
+        ).to_pyarrow()
+    finally:
+        wh.drop_temp("_report_arms")
+    last = pc.max(t.column("start")).as_py()
+
+    def array(name: str, kind) -> np.ndarray:
+        return t.column(name).to_numpy(zero_copy_only=False).astype(kind)
+
     return {
-        "treat": t.column("treat").to_numpy(zero_copy_only=False).astype(bool),
-        "sent": int(sum(o == "sent" for o in t.column("outcome").to_pylist())),
-        "converted": t.column("converted").to_numpy(zero_copy_only=False).astype(bool),
-        "revenue": t.column("revenue").to_numpy(zero_copy_only=False).astype(float),
-        "pre": t.column("pre").to_numpy(zero_copy_only=False).astype(float),
-        "last_start": max((to_utc(s) for s in starts if s is not None), default=None),
+        "treat": array("treat", bool),
+        "sent": int(pc.sum(t.column("sent")).as_py() or 0),
+        "converted": array("converted", bool),
+        "revenue": array("revenue", float),
+        "pre": array("pre", float),
+        "last_start": to_utc(last) if last is not None else None,
     }
 
 
-def _conversions(ws, campaign: Campaign, e: ir.Table, pre) -> ir.Table:
-    """contact_id, conversions, revenue (in the window) and pre (revenue before it)."""
+def _conversions(ws, campaign: Campaign, e: ir.Table, pre_days: int) -> ir.Table:
+    """contact_id, conversions, revenue (in the window) and pre (revenue of the
+    ``pre_days`` before it). Only the orders (events) between the earliest window's
+    pre-period and the latest window's end are joined."""
     wh = ws.warehouse
     if campaign.conversion.event == "order":
         o = wh.table("orders")
@@ -159,6 +169,11 @@ def _conversions(ws, campaign: Campaign, e: ir.Table, pre) -> ir.Table:
         ev = wh.table("events")
         ev = ev.filter(ev.type == campaign.conversion.event)
         o = ev.select("contact_id", at=ev.occurred_at, value=ibis.literal(0.0))
+    pre = ibis.interval(days=pre_days)
+    bounds = e.aggregate(lo=e.start.min(), hi=e.stop.max()).to_pyarrow().to_pylist()[0]
+    if bounds["lo"] is not None:
+        lo = ibis.literal(to_utc(bounds["lo"]), type=TS) - pre
+        o = o.filter((o.at > lo) & (o.at <= ibis.literal(to_utc(bounds["hi"]), type=TS)))
     j = e.inner_join(o, "contact_id")
     inside = (j.at > j.start) & (j.at <= j.stop)
     before = (j.at <= j.start) & (j.at > j.start - pre)
