@@ -138,3 +138,16 @@ def test_mistakes_are_one_line_or_one_json_object(shop):
         )["epochs"][0]["salt"]
         == "g"
     )
+
+
+def test_transactional_runs_are_recorded_and_sent_whole(shop):
+    from segmentum.activation.campaigns import loads_campaign
+    from segmentum.activation.runs import send_campaign
+    from segmentum.workspace import open_workspace
+
+    spec = CAMPAIGN.replace("email_opt_in", "true").replace("control_pct: 20", "transactional: true")
+    with SmtpSink() as smtp, open_workspace(shop / "ws.duckdb") as ws:
+        send_settings(shop, smtp_port=smtp.port)
+        got = send_campaign(ws, loads_campaign(spec), "2026-11-02T09:00:00Z")
+        assert got.outcomes == {"sent": 120} and len(smtp.messages) == 120  # no opt-in needed
+        assert all("List-Unsubscribe" not in m for m in smtp.messages)

@@ -106,7 +106,9 @@ class Plan:
 
     def batches(self, *, reserve: bool = True, size: int = BATCH) -> Iterator[list[Decision]]:
         """The decisions, ``size`` contacts at a time; with ``reserve`` the frequency caps
-        are reserved in the delivery log's ledger (a write), otherwise only checked."""
+        are reserved in the delivery log (a write: for a campaign that is not
+        transactional, the messages admitted or deferred are then in the log already),
+        otherwise only checked."""
         final: Counter = Counter()
         template = _template(self.ws, self.campaign) if self._sends() else None
         for start in range(0, self.rows.num_rows, size):
