@@ -43,6 +43,7 @@ import dataclasses as dc
 import datetime as _dt
 import functools
 import operator
+from collections.abc import Collection
 from decimal import Decimal
 
 import ibis
@@ -202,7 +203,8 @@ def _tests_status(where: A.Node | None, source: SourceInfo, ctx: Context) -> boo
 class Compiler:
     """Compiles checked rules over one workspace as of one time (see the module doc).
 
-    ``contact_id`` restricts every scan to one contact (explain). ``exists`` says how
+    ``contact_id`` restricts every scan to one contact (explain), ``contacts`` to a set of
+    them (the live evaluation of the contacts a change touched). ``exists`` says how
     exists / no / purchased compile: "semi" as semi-joins (``contact_id IN (SELECT ...)``),
     "scan" as counts in the shared scan of their table, "auto" (default) as counts when
     that table is scanned for other facts anyway or three or more of them share it, and
@@ -217,6 +219,7 @@ class Compiler:
         *,
         contact_id: str | None = None,
         exists: str = "auto",
+        contacts: Collection[str] | None = None,
     ) -> None:
         if exists not in ("auto", "semi", "scan"):
             raise ValueError(f"exists is 'auto', 'semi' or 'scan', not {exists!r}")
@@ -226,6 +229,7 @@ class Compiler:
         self.wh = catalog.wh
         self.T = as_of.astimezone(UTC)
         self.contact_id = contact_id
+        self.contacts = None if contacts is None else sorted({str(c) for c in contacts})
         self.exists = exists
         self._exists_facts: dict[Fact, None] = {}
         self.ctx = Context(catalog, text="", root=A.Literal(True))
@@ -283,6 +287,41 @@ class Compiler:
                 continue  # dependencies are added by add()
             stack.extend(A.children(node))
 
+    # -- what the added rules read (the live engine's dependencies and timers) ----------------
+    @property
+    def facts(self) -> list[Fact]:
+        """Every per-contact aggregate the added rules need (with ``exists="scan"``, their
+        exists / no / purchased too)."""
+        return list(self._facts)
+
+    @property
+    def fields(self) -> list[FieldInfo]:
+        """Every contact-level field the added rules read (profile, scores, current deal)."""
+        return list(self._fields)
+
+    def fact_of(self, node: A.Node, window: A.Node | None = None) -> Fact:
+        """The fact of an aggregate, first / last, exists / no / purchased node (``window``
+        overrides the node's own, as a trend's halves do)."""
+        if isinstance(node, (A.Exists, A.Purchased)):
+            return self._exists_fact(node)
+        return self._fact(node, window)
+
+    def row_fields(self, fact: Fact) -> set[FieldInfo]:
+        """The row fields one fact tests or aggregates (products and orders included)."""
+        return self._needs([fact])
+
+    def rows(self, table: str, needs: set[FieldInfo], *, cut: bool = True) -> ir.Table:
+        """The rows of a source table the facts read (see ``_rows``), kept to the compiler's
+        contacts; up to T unless ``cut`` is false."""
+        return self._rows(table, needs, cut=cut)
+
+    def fact_rows(self, fact: Fact) -> ir.Table:
+        """The rows one fact looks at, at any time (``#cid``, ``#ts``, ...): its event type,
+        status and filter applied, its window not, and no cut at T."""
+        r = self._rows(fact.table, self._needs([fact]), cut=False)
+        tests = [t for k, t in self._fact_tests(fact, r) if k[0] != "window"]
+        return r.filter(*tests) if tests else r
+
     def _field_name(self, info: FieldInfo) -> str:
         if info not in self._fields:
             self._fields[info] = f"v{len(self._fields)}"
@@ -339,7 +378,13 @@ class Compiler:
             self._wide = self._build()
         return self._wide
 
+    def restrict(self, t: ir.Table, column: str = "contact_id") -> ir.Table:
+        """``t`` kept to the compiler's contacts (all of them when it has no restriction)."""
+        return self._contact_filter(t, column)
+
     def _contact_filter(self, t: ir.Table, column: str = "contact_id") -> ir.Table:
+        if self.contacts is not None:
+            return t.filter(t[column].isin([ibis.literal(c, type="string") for c in self.contacts]))
         if self.contact_id is None:
             return t
         return t.filter(t[column] == ibis.literal(self.contact_id, type="string"))
@@ -427,9 +472,10 @@ class Compiler:
             return ORDER_ITEMS
         return self.catalog.source(fact.table)
 
-    def _rows(self, table: str, needs: set[FieldInfo]) -> ir.Table:
-        """Rows up to T of a source table, as ``#cid, #ts[, #type][, #status]`` plus the
-        catalogue columns the facts test or aggregate (products joined when needed)."""
+    def _rows(self, table: str, needs: set[FieldInfo], *, cut: bool = True) -> ir.Table:
+        """Rows up to T (any time unless ``cut``) of a source table, as ``#cid, #ts[, #type]
+        [, #status]`` plus the catalogue columns the facts test or aggregate (products joined
+        when needed)."""
         T = _ts(self.T)
         wh = self.wh
         if table == "order_items":
@@ -442,12 +488,12 @@ class Compiler:
                 # lines carry their order's contact, time and status (kept by ingestion):
                 # no join with orders
                 i = self._contact_filter(i, "_contact_id")
-                j = i = i.filter(i._ordered_at <= T)
+                j = i = i.filter(i._ordered_at <= T) if cut else i
                 o = None
                 cols = {"#cid": i._contact_id, "#ts": i._ordered_at, "#status": i._status}
             else:  # Spark: the tables your jobs write name only the order
                 o = self._contact_filter(wh.table("orders"))
-                o = o.filter(o.ordered_at <= T)
+                o = o.filter(o.ordered_at <= T) if cut else o
                 j = i.join(o, i.order_id == o.order_id)
                 cols = {"#cid": o.contact_id, "#ts": o.ordered_at, "#status": o.status}
             p = None
@@ -460,7 +506,7 @@ class Compiler:
             return j.select(**cols)
         t = self._contact_filter(wh.table(table))
         time_col = {"events": "occurred_at", "orders": "ordered_at", "deals": "updated_at"}[table]
-        t = t.filter(t[time_col] <= T)
+        t = t.filter(t[time_col] <= T) if cut else t
         cols = {"#cid": t.contact_id, "#ts": t[time_col]}
         if table == "events":
             cols["#type"] = t.type
@@ -845,10 +891,11 @@ class Compiler:
         the wide table (the rule must have been added with ``original=True``)."""
         return self._cond(node, CONTACT, _ContactEnv(self, self.wide, rule), True)
 
-    def node_value(self, node: A.Node, rule: CheckedRule) -> ir.Value:
+    def node_value(self, node: A.Node, rule: CheckedRule, want: str | None = None) -> ir.Value:
         """A contact-level value of ``rule``'s tree (an aggregate, a field, ...) as a column
-        of the wide table; aggregates must be registered (``add(original=True)``)."""
-        return self._value(node, CONTACT, _ContactEnv(self, self.wide, rule), None)
+        of the wide table, used as type ``want`` (a date field wanted as a timestamp is cast);
+        aggregates must be registered (``add(original=True)``)."""
+        return self._value(node, CONTACT, _ContactEnv(self, self.wide, rule), want)
 
 
 class _ContactEnv:

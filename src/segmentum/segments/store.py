@@ -32,6 +32,7 @@ import unicodedata
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from segmentum.data.schema import F64, I64, STR, TS
 from segmentum.segments.errors import SegmentError, suggest
@@ -304,20 +305,31 @@ class SegmentStore:
 
     # -- history -----------------------------------------------------------------------------
     def last_refreshes(self, names: list[str]) -> dict[str, _dt.datetime]:
-        """The as-of time of the last refresh of each segment that has one (one query)."""
+        """The as-of time of the last refresh of each segment that has one (one query), or
+        of its latest recorded entry or exit if later (the live engine records changes
+        between refreshes: history stays in time order)."""
         if not self._has(REFRESHES) or not names:
             return {}
         t = self._table(REFRESHES)
         t = t.filter(t.segment.isin([_s(n) for n in names]))
         rows = t.group_by("segment").agg(last=t.as_of.max()).to_pyarrow().to_pylist()
-        return {r["segment"]: _utc(r["last"]) for r in rows}
+        out = {r["segment"]: _utc(r["last"]) for r in rows}
+        for name, at in self._latest_changes(names).items():
+            if name in out and at > out[name]:
+                out[name] = at
+        return out
 
     def last_refresh(self, name: str) -> _dt.datetime | None:
-        if not self._has(REFRESHES):
-            return None
-        t = self._table(REFRESHES)
-        value = t.filter(t.segment == _s(name)).as_of.max().to_pyarrow().as_py()
-        return _utc(value) if value is not None else None
+        return self.last_refreshes([name]).get(name)
+
+    def _latest_changes(self, names: list[str]) -> dict[str, _dt.datetime]:
+        if not self._has(MEMBERSHIPS):
+            return {}
+        m = self._table(MEMBERSHIPS)
+        m = m.filter(m.segment.isin([_s(n) for n in names]))
+        latest = ibis.greatest(m.entered_at, m.exited_at.fill_null(m.entered_at))
+        rows = m.group_by("segment").agg(last=latest.max()).to_pyarrow().to_pylist()
+        return {r["segment"]: _utc(r["last"]) for r in rows if r["last"] is not None}
 
     def first_refresh(self, name: str) -> _dt.datetime | None:
         if not self._has(REFRESHES):
@@ -449,6 +461,54 @@ class SegmentStore:
         finally:
             for temp in ("_segment_long", "_segment_entries"):
                 self.wh.drop_temp(temp)
+
+    def apply_contacts(
+        self, names: list[str], as_of: _dt.datetime, contacts: list[str], members: set[tuple[str, str]]
+    ) -> list[dict]:
+        """Record, as of ``as_of``, the membership of ``contacts`` only in ``names``, whose
+        (segment, contact_id) pairs are ``members``; other contacts are left alone (the live
+        engine's evaluation of the contacts a change touched).
+
+        The same intervals as :meth:`apply_many`: an entry opens the interval
+        ``segment \\x1f as_of \\x1f contact`` at ``as_of``, an exit closes it at ``as_of``;
+        an interval opened at ``as_of`` itself and left at the same time was never a stay
+        and is deleted. Returns the changes (segment, contact_id, change, interval_id), in
+        the caller's transaction (or one of its own)."""
+        as_of = _utc(as_of)
+        if not names or not contacts:
+            return []
+        self.ensure()
+        m = self._table(MEMBERSHIPS)
+        open_rows = m.filter(
+            m.segment.isin([_s(n) for n in names])
+            & m.contact_id.isin([_s(c) for c in contacts])
+            & m.exited_at.isnull()
+        ).to_pyarrow()
+        opened = {(r["segment"], r["contact_id"]): r for r in open_rows.to_pylist()}
+        exits = [r for key, r in opened.items() if key not in members]
+        stamp = as_of.isoformat()
+        entries = [
+            {"segment": s, "contact_id": c, "entered_at": as_of, "exited_at": None,
+             "interval_id": f"{s}\x1f{stamp}\x1f{c}"}
+            for s, c in sorted(members - set(opened))
+        ]
+        schema = ibis.schema(MEMBERSHIPS_SCHEMA)
+        with self.transaction():
+            if exits:
+                self.wh.delete_where(MEMBERSHIPS, "interval_id", [r["interval_id"] for r in exits])
+                closed = [{**r, "exited_at": as_of} for r in exits if _utc(r["entered_at"]) < as_of]
+                if closed:
+                    self.wh.insert(MEMBERSHIPS, ibis.memtable(
+                        pa.Table.from_pylist(closed, schema=schema.to_pyarrow())))
+            if entries:
+                self.wh.insert(MEMBERSHIPS, ibis.memtable(
+                    pa.Table.from_pylist(entries, schema=schema.to_pyarrow())))
+        return [
+            *({"segment": r["segment"], "contact_id": r["contact_id"], "change": "exited",
+               "interval_id": r["interval_id"]} for r in exits),
+            *({"segment": r["segment"], "contact_id": r["contact_id"], "change": "entered",
+               "interval_id": r["interval_id"]} for r in entries),
+        ]
 
     def _record(self, names, as_of, new, exits, entries, started) -> list[RefreshResult]:
         """Count, then close the exits, open the entries and log - in one transaction."""
