@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import hmac
 import json
@@ -52,6 +53,7 @@ __all__ = [
     "suppress",
     "unsuppress",
     "changes",
+    "workspace_key",
     "unsubscribe_token",
     "read_unsubscribe_token",
 ]
@@ -75,15 +77,23 @@ _lock = threading.Lock()
 _changes: dict[str, int] = {}
 
 
-def _ws_key(ws) -> str:
-    return str(Path(ws.config.path).resolve()) if ws.config.backend == "duckdb" else repr(ws)
+def workspace_key(ws) -> str:
+    """A workspace's identity within this process: its DuckDB file's resolved path."""
+    if ws.config.backend != "duckdb":
+        return repr(ws)
+    return _resolved(ws.config.path)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(path: str) -> str:
+    return str(Path(path).resolve())
 
 
 def changes(ws) -> int:
     """How many consent events this process has recorded in the workspace: the Sender
     checks it before each message and re-reads consent when it moved."""
     with _lock:
-        return _changes.get(_ws_key(ws), 0)
+        return _changes.get(workspace_key(ws), 0)
 
 
 class ConsentPolicy:
@@ -191,7 +201,7 @@ def _record(ws, contact_id: str, channel: str, action: str, source: str, at: Any
     wh.create_table(CONSENT_EVENTS, CONSENT_SCHEMA)
     wh.insert(CONSENT_EVENTS, pa.Table.from_pylist(rows, schema=ibis.schema(CONSENT_SCHEMA).to_pyarrow()))
     with _lock:
-        key = _ws_key(ws)
+        key = workspace_key(ws)
         _changes[key] = _changes.get(key, 0) + 1
 
 

@@ -65,6 +65,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from segmentum.activation.consent import workspace_key
 from segmentum.activation.message import Decision, Origin, OutboundMessage, message_key
 from segmentum.clock import to_utc
 from segmentum.data.schema import BOOL, I64, STR, TS
@@ -110,15 +111,11 @@ _live: dict[str, set[str]] = {}  # workspace -> claims of Senders running in thi
 _reserved: dict[str, set[str]] = {}  # workspace -> keys fetched by a live Sender, not claimed yet
 
 
-def _ws_key(ws) -> str:
-    return str(Path(ws.config.path).resolve()) if ws.config.backend == "duckdb" else repr(ws)
-
-
 def workspace_lock(ws) -> threading.RLock:
     """The process-wide lock of a workspace's delivery log: cap reservations, plan records
     and claims are made under it (DuckDB lets one process write a file at a time, so
     within that process this lock serialises them)."""
-    key = _ws_key(ws)
+    key = workspace_key(ws)
     with _locks_guard:
         return _locks.setdefault(key, threading.RLock())
 
@@ -405,7 +402,7 @@ class Sender:
     attempt after a transient error (doubling each time).
     """
 
-    def __init__(self, ws, channels: dict, *, window: int = 50, batch: int = 1000,
+    def __init__(self, ws, channels: dict, *, window: int = 100, batch: int = 2000,
                  max_attempts: int = 3, retry_delay: _dt.timedelta = _dt.timedelta(minutes=5),
                  fold_every: int = 5000, journal_dir: str | os.PathLike | None = None) -> None:
         if window < 1 or batch < 1 or max_attempts < 1:
@@ -420,7 +417,7 @@ class Sender:
         self.fold_every = fold_every
         self.journal_dir = Path(journal_dir) if journal_dir else _journal_dir(ws)
         self.log = DeliveryLog(ws)
-        self._wskey = _ws_key(ws)
+        self._wskey = workspace_key(ws)
 
     # -- recovery ------------------------------------------------------------------------
     def recover(self) -> Counter:

@@ -50,6 +50,7 @@ class SmtpChannel:
         self._unsub_secret = unsubscribe_secret
         self._conn: smtplib.SMTP | None = None
         self.domain = spec.message_id_domain or _domain(spec.from_)
+        self._envelope_from = email.utils.parseaddr(spec.from_)[1]
 
     # -- the connection ------------------------------------------------------------------
     def _connect(self) -> smtplib.SMTP:
@@ -105,9 +106,8 @@ class SmtpChannel:
 
     def _transaction(self, conn: smtplib.SMTP, data: bytes, to: str) -> None:
         """MAIL, RCPT, DATA, each failure classified (see the module doc)."""
-        sender = email.utils.parseaddr(self.spec.from_)[1]
         try:
-            code, reply = conn.mail(sender)
+            code, reply = conn.mail(self._envelope_from)
             if code != 250:
                 self._refused(conn, "MAIL FROM", code, reply)
             code, reply = conn.rcpt(to)
