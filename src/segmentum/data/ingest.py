@@ -16,7 +16,9 @@ tracking service or a CRM sync) differ only in step 1:
    so same-day repeats are kept and a re-load yields the same ids);
 5. upsert accepted rows on the natural key (re-loading a file changes nothing), create
    missing contacts if asked, and write every rejected record to ``_quarantine`` with its
-   file, line, raw values and reason. ``accepted + quarantined = input`` always holds;
+   file, line, raw values and reason; records of erased people are dropped before any of
+   this and stored nowhere (``suppressed``, :mod:`segmentum.privacy.tombstones`).
+   ``accepted + quarantined + suppressed = input`` always holds;
 6. a load of orders or contacts (or one that created contacts) rebuilds the per-contact
    purchase totals RFM reads (:mod:`.order_totals`), in the same transaction.
 """
@@ -35,12 +37,13 @@ from pathlib import Path
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+import numpy as np
 import pyarrow as pa
 
 from segmentum.data.checks import Check, Context, checks_for
 from segmentum.data.mapping import FALSE_WORDS, TRUE_WORDS, Mapping, load_mapping, normalise_name
 from segmentum.data.order_totals import refresh_order_totals
-from segmentum.data.readers import ReadResult, read_to_stage, records_to_stage
+from segmentum.data.readers import ReadResult, Restart, read_chunks, records_to_stage
 from segmentum.data.schema import (
     EVENT_PROPERTY_COLUMNS,
     LOAD_WARNINGS_SCHEMA,
@@ -51,6 +54,9 @@ from segmentum.data.schema import (
     spec,
 )
 from segmentum.errors import InputFileError, MappingError, UsageError, WorkspaceError, did_you_mean
+from segmentum.privacy.tombstones import drop_erased
+from segmentum.warehouse.base import UpsertResult
+from segmentum.warehouse.duckdb import quote
 
 __all__ = ["LoadReport", "load_file", "load_records"]
 
@@ -78,6 +84,9 @@ SYNONYMS: dict[str, dict[str, str]] = {
 ABSENT_DEFAULTS = {("orders", "status"): "completed", ("deals", "pipeline"): "default"}
 DERIVED_IDS = {"orders": ("order_id", "o"), "events": ("event_id", "e")}
 MAX_SHOWN = 40  # characters of a bad value quoted in a reason
+# records validated and written at a time: a chunk's checked rows stay in DuckDB's memory
+# (2.5 GB by default) instead of the whole file's spilling to disk
+CHUNK_ROWS = 4_000_000
 
 
 @ibis.udf.scalar.builtin
@@ -97,7 +106,7 @@ def json_merge_patch(a: dt.JSON(), b: dt.JSON()) -> dt.JSON():  # noqa: D103
 
 @dataclass
 class LoadReport:
-    """What one load did. ``accepted + quarantined == input`` always."""
+    """What one load did. ``accepted + quarantined + suppressed == input`` always."""
 
     load_id: str
     kind: str
@@ -106,6 +115,7 @@ class LoadReport:
     input: int
     accepted: int
     quarantined: int
+    suppressed: int = 0  # records of erased people (segmentum.privacy): stored nowhere
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -160,7 +170,7 @@ def load_records(
 
 
 class _FileInput:
-    """A file: staged by :func:`read_to_stage`, hashed in a thread while it loads."""
+    """A file: staged by :func:`read_chunks`, hashed in a thread while it loads."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -171,9 +181,9 @@ class _FileInput:
     def label(self) -> str:  # the quarantine's and the load log's `file`
         return str(self.path.resolve())
 
-    def stage(self, raw_con, m: Mapping, stage: str) -> ReadResult:
+    def chunks(self, raw_con, m: Mapping, stage: str, chunk_rows: int | None):
         self._sha = _Sha256(self.path)
-        return read_to_stage(raw_con, self.path, m, stage)
+        return read_chunks(raw_con, self.path, m, stage, chunk_rows)
 
     def digest(self) -> str:
         return self._sha.value()
@@ -205,8 +215,11 @@ class _RecordsInput:
         self.records = records if isinstance(records, pa.Table) else list(records)
         self.name = self.shown = self.label = source
 
-    def stage(self, raw_con, m: Mapping, stage: str) -> ReadResult:
-        return records_to_stage(raw_con, self.records, m, stage)
+    def chunks(self, raw_con, m: Mapping, stage: str, chunk_rows: int | None):
+        try:
+            yield records_to_stage(raw_con, self.records, m, stage)
+        finally:
+            raw_con.execute(f"DROP TABLE IF EXISTS {stage}")
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -220,10 +233,12 @@ class _RecordsInput:
         return h.hexdigest()
 
 
-def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadReport:
-    """Stage ``src``, validate it and write it: the one pipeline of files and records."""
+def _load(ws, kind: str, src, mapping, create_contacts: bool, progress, chunk_rows: int | None | str = "default") -> LoadReport:
+    """Stage ``src``, validate it and write it: the one pipeline of files and records. A large
+    file goes chunk by chunk (see :class:`_Load`); one that needs the whole file at once after
+    all (:class:`Restart`) is rolled back and loaded again in one chunk."""
     started = time.perf_counter()
-    started_at = _dt.datetime.now(_dt.UTC)
+    chunk_rows = CHUNK_ROWS if chunk_rows == "default" else chunk_rows
     tspec = spec(kind)
     m, mapping_text = load_mapping(mapping)
     m.check_against(tspec, str(mapping) if mapping is not None and not isinstance(mapping, dict) else "mapping")
@@ -235,90 +250,163 @@ def _load(ws, kind: str, src, mapping, create_contacts: bool, progress) -> LoadR
             f"Loading files needs the embedded DuckDB warehouse; this workspace is on {wh.name}. "
             "Write the canonical tables with your Spark jobs (README: Workspaces on Spark)."
         )
-    raw_con, con = wh.raw, wh.con
     step = _Progress(progress)
-
+    load = _Load(wh, tspec, src, m, create_contacts)
     step("reading", 0)
-    stage = f"_stage_{kind}"
-    read = src.stage(raw_con, m, stage)
-    step("validating", 1)
-    staged = con.table(stage)
     try:
-        plan = _resolve_columns(tspec, read, m, src.name)
-    except InputFileError as exc:  # say which mapping lines the file itself suggests
-        raise _with_fixes(exc, src, kind, m) from None
-    checked = _validate(wh, tspec, staged, plan, m, create_contacts, read)
-    v = checked.table
+        with wh.transaction():  # everything a load writes lands together or not at all
+            for n, read in enumerate(src.chunks(wh.raw, m, f"_stage_{kind}", chunk_rows), start=1):
+                step("validating" if n == 1 else f"chunk {n}", 1)
+                load.chunk(read)
+            step("writing", 2)
+            report = load.finish(mapping_text)
+    except Restart:
+        if chunk_rows is None:  # pragma: no cover - a one-chunk read never restarts
+            raise
+        return _load(ws, kind, src, mapping, create_contacts, progress, chunk_rows=None)
+    finally:
+        load.drop_temps()
+    step("done", 3)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
 
-    step("writing", 2)
-    ok = v.filter(v._reason.isnull())
-    accepted = int(ok.count().execute())
-    load_id = uuid.uuid4().hex[:12]
-    now = ibis.literal(started_at, type=dt.Timestamp(timezone="UTC"))
-    data_cols = [c for c in plan.output_columns if c in ok.columns]
-    to_write = ok.select(*data_cols, _source=ibis.literal(src.name), _line=ok._line, _loaded_at=now)
-    if kind == "order_items":
-        to_write = _with_order_fields(to_write, wh.table("orders"))
-    # everything a load writes lands together or not at all
-    with wh.transaction():
-        created = 0
+
+class _Load:
+    """One load's running totals over its chunks (a file that fits, or records: one chunk).
+
+    Each chunk is validated and written on its own: its checked rows stay in memory instead
+    of the whole file's spilling to disk. Keys repeated *within* a chunk are decided by
+    :func:`_flag_duplicates`; a key repeated *across* chunks is found from 64-bit hashes of
+    the accepted keys of the earlier chunks and makes the load start again in one chunk
+    (:class:`Restart`), so every decision is the one a one-shot load makes. Contacts created
+    by an earlier chunk take an earlier first activity of a later one as ``created_at``.
+    """
+
+    def __init__(self, wh, tspec: TableSpec, src, m: Mapping, create_contacts: bool):
+        self.wh, self.tspec, self.src, self.m, self.create_contacts = wh, tspec, src, m, create_contacts
+        self.started_at = _dt.datetime.now(_dt.UTC)
+        self.now = ibis.literal(self.started_at, type=dt.Timestamp(timezone="UTC"))
+        self.load_id = uuid.uuid4().hex[:12]
+        self.plan: _Plan | None = None
+        self.first: ReadResult | None = None
+        self.totals = dict.fromkeys(("input", "accepted", "quarantined", "suppressed", "inserted", "updated", "unchanged", "created"), 0)
+        self.quality: dict[tuple, dict] = {}
+        self.keys: list[np.ndarray] = []  # sorted key hashes of the earlier chunks
+        self.temps: set[str] = set()
+        self.was_empty = not _has_rows(wh, tspec.kind)
+
+    def chunk(self, read: ReadResult) -> None:
+        wh, tspec, src = self.wh, self.tspec, self.src
+        staged = wh.con.table(f"_stage_{tspec.kind}")
+        if self.plan is None:
+            self.first = read
+            try:
+                self.plan = _resolve_columns(tspec, read, self.m, src.name)
+            except InputFileError as exc:  # say which mapping lines the file itself suggests
+                raise _with_fixes(exc, src, tspec.kind, self.m) from None
+        checked = _validate(wh, tspec, staged, self.plan, self.m, self.create_contacts, read)
+        self.temps.update(checked.temp_tables)
+        v, gone = drop_erased(wh, tspec.kind, checked.table)  # erased people's records
+        self.totals["suppressed"] += gone
+        ok = v.filter(v._reason.isnull())
+        if read.chunked:
+            self._check_keys_are_new(ok)
+        data_cols = [c for c in self.plan.output_columns if c in ok.columns]
+        to_write = ok.select(*data_cols, _source=ibis.literal(src.name), _line=ok._line, _loaded_at=self.now)
+        if tspec.kind == "order_items":
+            to_write = _with_order_fields(to_write, wh.table("orders"))
+        if self.totals["created"] and self.create_contacts:
+            self._earlier_first_activity(ok)
         if checked.new_contacts is not None:
-            created = _create_contacts(wh, tspec, ok, checked.new_contacts, src.name, now)
-        result = wh.upsert(kind, to_write, tspec.key, tspec.cluster_by)
-        if kind == "orders" and result.updated:
-            sync_order_lines(wh, loaded_at=started_at)
-        if kind in ("orders", "contacts") or created:
+            self.totals["created"] += _create_contacts(wh, tspec, ok, checked.new_contacts, src.name, self.now)
+        if read.chunked and self.was_empty:
+            # every key is new: the table had no rows and no key repeats across chunks
+            result = _insert_new(wh, tspec, to_write)
+        else:
+            result = wh.upsert(tspec.kind, to_write, tspec.key, tspec.cluster_by)
+        t = self.totals
+        t["input"] += read.records
+        t["accepted"] += int(ok.count().execute())
+        t["inserted"], t["updated"], t["unchanged"] = (
+            t["inserted"] + result.inserted, t["updated"] + result.updated, t["unchanged"] + result.unchanged)
+        t["quarantined"] += _write_quarantine(wh, tspec.kind, src.label, self.load_id, v, staged, read, self.plan,
+                                              self.started_at)
+        for q in _quality(ok, checked.counted):
+            key = (q["field"], q["check"])
+            if key in self.quality:
+                self.quality[key]["count"] += q["count"]
+            else:
+                self.quality[key] = q
+        for tmp in checked.temp_tables:
+            wh.raw.execute(f"DROP TABLE IF EXISTS {tmp}")
+
+    def _check_keys_are_new(self, ok: ir.Table) -> None:
+        """Restart unless every accepted key of this chunk is new to the load."""
+        key = ibis.literal("\x1f").join([ok[k].cast("string") for k in self.tspec.key]).hash()
+        hashes = np.sort(ok.select(h=key).to_pyarrow().column("h").to_numpy(zero_copy_only=False))
+        for earlier in self.keys:
+            at = np.searchsorted(earlier, hashes).clip(max=len(earlier) - 1)
+            if len(earlier) and bool((earlier[at] == hashes).any()):
+                raise Restart("a key repeated across chunks")
+        self.keys.append(hashes)
+
+    def _earlier_first_activity(self, ok: ir.Table) -> None:
+        """Contacts an earlier chunk created take this chunk's earlier first activity."""
+        first = ok.group_by("contact_id").agg(_first=ok[self.tspec.time_column].min())
+        name = f"_first_{self.tspec.kind}"
+        self.temps.add(name)
+        self.wh.temp_table(name, first)
+        self.wh.raw.execute(
+            f"UPDATE contacts SET created_at = f._first FROM {name} f WHERE contacts.contact_id = f.contact_id "
+            "AND contacts._loaded_at = $1 AND contacts._source = $2 AND f._first < contacts.created_at",
+            [self.started_at, self.src.name],
+        )
+
+    def finish(self, mapping_text: str | None) -> LoadReport:
+        wh, kind, src, t, read = self.wh, self.tspec.kind, self.src, self.totals, self.first
+        if kind == "orders" and t["updated"]:
+            sync_order_lines(wh, loaded_at=self.started_at)
+        if kind in ("orders", "contacts") or t["created"]:
             refresh_order_totals(wh)  # RFM reads these per-contact totals
         digest = src.digest()  # a file is hashed while it was read, checked and written
-        quarantined = _write_quarantine(ws, con, raw_con, kind, src.label, digest, load_id, v, staged, read, plan, started_at)
+        # this file's earlier quarantine records give way to this load's
+        wh.raw.execute("DELETE FROM _quarantine WHERE kind = $1 AND file_sha256 = $2", [kind, digest])
+        wh.raw.execute("UPDATE _quarantine SET file_sha256 = $1 WHERE load_id = $2", [digest, self.load_id])
+        plan = self.plan
         report = LoadReport(
-            load_id=load_id,
-            kind=kind,
-            file=src.shown,
-            format=read.format,
-            input=read.records,
-            accepted=accepted,
-            quarantined=quarantined,
-            inserted=result.inserted,
-            updated=result.updated,
-            unchanged=result.unchanged,
-            contacts_created=created,
-            reasons=_reason_counts(con, v, read),
-            columns={
-                "mapped": plan.mapped,
-                "custom": plan.custom,
-                "ignored": plan.ignored,
-                "derived": plan.derived,
-                "delimiter": read.delimiter,
-            },
-            quality=_quality(ok, checked.counted),
+            load_id=self.load_id, kind=kind, file=src.shown, format=read.format,
+            input=t["input"], accepted=t["accepted"], quarantined=t["quarantined"],
+            inserted=t["inserted"], updated=t["updated"], unchanged=t["unchanged"], contacts_created=t["created"], suppressed=t["suppressed"],
+            reasons=_reason_counts(wh.table("_quarantine"), self.load_id),
+            columns={"mapped": plan.mapped, "custom": plan.custom, "ignored": plan.ignored,
+                     "derived": plan.derived, "delimiter": read.delimiter},
+            quality=[_quality_message(q) for q in self.quality.values()],
         )
         report.warnings = read.warnings + [q["message"] for q in report.quality]
         if report.input and report.quarantined >= report.input / 2 and isinstance(src, _FileInput):
-            report.mapping_fixes = _fixes(src, kind, m)
+            report.mapping_fixes = _fixes(src, kind, self.m)
             if report.mapping_fixes:
                 report.warnings.append(
                     f"{report.quarantined:,} of {report.input:,} records were quarantined; inferred "
                     f"from the file, these mapping lines would fix it: {'; '.join(report.mapping_fixes)} "
                     f"(`segmentum mapping suggest {src.name} --kind {kind}` writes a mapping to review)"
                 )
-        _record_quality(wh, load_id, src.label, report.quality)
-        if report.accepted + report.quarantined != report.input:  # the ledger must close
+        _record_quality(wh, self.load_id, src.label, report.quality)
+        if report.accepted + report.quarantined + report.suppressed != report.input:  # the ledger must close
             raise AssertionError(f"load of {src.label} does not reconcile: {report}")
         log = {
-            "load_id": load_id, "kind": kind, "file": src.label, "file_sha256": digest,
-            "started_at": started_at, "finished_at": _dt.datetime.now(_dt.UTC),
-            "input": report.input, "accepted": accepted, "quarantined": quarantined,
-            "inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-            "contacts_created": created, "mapping": mapping_text,
+            "load_id": self.load_id, "kind": kind, "file": src.label, "file_sha256": digest,
+            "started_at": self.started_at, "finished_at": _dt.datetime.now(_dt.UTC),
+            "input": report.input, "accepted": report.accepted, "quarantined": report.quarantined,
+            "inserted": report.inserted, "updated": report.updated, "unchanged": report.unchanged,
+            "contacts_created": report.contacts_created, "mapping": mapping_text,
         }
         wh.insert("_loads", pa.Table.from_pylist([log], schema=ibis.schema(LOADS_SCHEMA).to_pyarrow()))
-    raw_con.execute(f"DROP {'VIEW' if read.format == 'parquet' else 'TABLE'} IF EXISTS {stage}")
-    for tmp in checked.temp_tables:
-        raw_con.execute(f"DROP TABLE IF EXISTS {tmp}")
-    step("done", 3)
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+        return report
+
+    def drop_temps(self) -> None:
+        for tmp in self.temps:
+            self.wh.raw.execute(f"DROP TABLE IF EXISTS {tmp}")
 
 
 class _Progress:
@@ -697,6 +785,18 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
     return _Checked(t, new_contacts, temps, counted)
 
 
+def _insert_new(wh, tspec: TableSpec, rows: ir.Table) -> UpsertResult:
+    """Insert rows whose keys are all new to the table, in ``cluster_by`` order (the
+    warehouse's upsert without its comparison with the stored rows)."""
+    wh.add_columns(tspec.kind, {c: t for c, t in rows.schema().items() if c not in wh.table(tspec.kind).columns})
+    cols = ", ".join(quote(c) for c in rows.columns)
+    order = f" ORDER BY {', '.join(quote(c) for c in tspec.cluster_by)}" if tspec.cluster_by else ""
+    (n,) = wh.raw.execute(
+        f"INSERT INTO {quote(tspec.kind)} ({cols}) SELECT {cols} FROM ({wh.con.compile(rows)}){order}"
+    ).fetchone()
+    return UpsertResult(inserted=int(n), updated=0, unchanged=0)
+
+
 def _has_rows(wh, table: str) -> bool:
     return bool(int(wh.table(table).limit(1).count().execute()))
 
@@ -849,9 +949,8 @@ def sync_order_lines(wh, loaded_at: _dt.datetime | None = None) -> int:
     ).fetchone()[0]
 
 
-def _write_quarantine(ws, con, raw_con, kind, label: str, sha, load_id, v, staged, read, plan, started_at) -> int:
-    """Replace this file's earlier quarantine records, then record every rejected record."""
-    raw_con.execute("DELETE FROM _quarantine WHERE kind = $1 AND file_sha256 = $2", [kind, sha])
+def _write_quarantine(wh, kind, label: str, load_id, v, staged, read, plan, started_at) -> int:
+    """Record every rejected record of a chunk (its file's digest is set when the load ends)."""
     bad = v.filter(v._reason.notnull())
     orig = [c for c in staged.columns if c not in ("_row", "_line")]
     raw_json = ibis.struct({c: staged[c] for c in orig}).cast(dt.JSON()).cast("string") if orig else ibis.literal("{}")
@@ -860,7 +959,7 @@ def _write_quarantine(ws, con, raw_con, kind, label: str, sha, load_id, v, stage
         load_id=ibis.literal(load_id),
         kind=ibis.literal(kind),
         file=ibis.literal(label),
-        file_sha256=ibis.literal(sha),
+        file_sha256=ibis.null(dt.string),
         line=bad._line,
         row=bad._row,
         column=_first_column(bad._reason, plan),
@@ -870,16 +969,16 @@ def _write_quarantine(ws, con, raw_con, kind, label: str, sha, load_id, v, stage
     )
     n = int(q.count().execute())
     if n:
-        con.insert("_quarantine", q)
+        wh.con.insert("_quarantine", q)
     if read.unreadable:
-        ws.warehouse.insert(
+        wh.insert(
             "_quarantine",
             pa.table(
                 {
                     "load_id": [load_id] * len(read.unreadable),
                     "kind": [kind] * len(read.unreadable),
                     "file": [label] * len(read.unreadable),
-                    "file_sha256": [sha] * len(read.unreadable),
+                    "file_sha256": pa.nulls(len(read.unreadable), pa.string()),
                     "line": pa.array([u.line for u in read.unreadable], pa.int64()),
                     "row": pa.array([u.row for u in read.unreadable], pa.int64()),
                     "column": pa.array([None] * len(read.unreadable), pa.string()),
@@ -903,23 +1002,19 @@ def _first_column(reason: ir.StringValue, plan: _Plan) -> ir.StringValue:
     )
 
 
-def _reason_counts(con, v: ir.Table, read: ReadResult) -> dict[str, int]:
-    """The most common problems, grouped by their kind (the reason without the bad value)."""
-    bad = v.filter(v._reason.notnull())
-    kind_of = bad._reason.re_replace(r"'[^']*'", "…").re_replace(r"row \d+", "row …")
+def _reason_counts(quarantine: ir.Table, load_id: str) -> dict[str, int]:
+    """The load's most common problems, grouped by their kind (the reason without the bad value)."""
+    bad = quarantine.filter(quarantine.load_id == load_id)
+    kind_of = bad.reason.re_replace(r"'[^']*'", "…").re_replace(r"(row|record) \d+", r"\1 …")
     top = (
         bad.select(k=kind_of).group_by("k").agg(n=ibis._.count()).order_by([ibis.desc("n"), "k"]).limit(10)
     ).to_pyarrow().to_pylist()
-    out = {r["k"]: int(r["n"]) for r in top}
-    for u in read.unreadable:
-        key = u.reason
-        out[key] = out.get(key, 0) + 1
-    return out
+    return {r["k"]: int(r["n"]) for r in top}
 
 
 def _quality(ok: ir.Table, counted: list[Check]) -> list[dict]:
     """Per warn / clear check: how many accepted records failed it, and the first of them
-    (line, record, value as written), with the sentence the load summary shows."""
+    (line, record, value as written)."""
     if not counted:
         return []
     aggs = {}
@@ -936,15 +1031,21 @@ def _quality(ok: ir.Table, counted: list[Check]) -> list[dict]:
         n = int(row[f"n{i}"] or 0)
         if not n:
             continue
-        line, rec, value = row[f"l{i}"], row[f"r{i}"], row[f"v{i}"]
-        where = f"line {line}" if line is not None else f"record {rec}"
-        shown = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "…"
-        verb = "left empty" if check.action == "clear" else "accepted"
         out.append({
             "kind": check.kind, "field": check.field, "check": check.name, "action": check.action,
-            "count": n, "line": line, "row": rec, "value": value,
-            "message": f"{check.field} {check.says}: {n:,} record(s) {verb}, e.g. {where} '{shown}' ({check.why})",
+            "count": n, "line": row[f"l{i}"], "row": row[f"r{i}"], "value": row[f"v{i}"],
+            "says": check.says, "why": check.why,
         })
+    return out
+
+
+def _quality_message(q: dict) -> dict:
+    """A counted check with the sentence the load summary shows."""
+    where = f"line {q['line']}" if q["line"] is not None else f"record {q['row']}"
+    value = q["value"] if len(q["value"]) <= MAX_SHOWN else q["value"][:MAX_SHOWN] + "…"
+    verb = "left empty" if q["action"] == "clear" else "accepted"
+    out = {k: v for k, v in q.items() if k not in ("says", "why")}
+    out["message"] = f"{q['field']} {q['says']}: {q['count']:,} record(s) {verb}, e.g. {where} '{value}' ({q['why']})"
     return out
 
 

@@ -30,7 +30,10 @@ from segmentum.data.encoding import HEAD, locate_undecodable, text_encoding, und
 from segmentum.data.mapping import Mapping
 from segmentum.errors import InputFileError
 
-__all__ = ["Unreadable", "ReadResult", "read_to_stage", "records_to_stage", "detect_format"]
+__all__ = ["Unreadable", "ReadResult", "Restart", "read_to_stage", "read_chunks", "records_to_stage", "detect_format"]
+
+BLOCK_SIZE = 1 << 24  # bytes of delimited text Arrow parses at a time
+PARQUET_BATCH = 1 << 16  # Parquet rows decoded at a time when a file is read in chunks
 
 _FORMATS = {
     ".csv": "csv",
@@ -64,6 +67,7 @@ class ReadResult:
     delimiter: str | None = None
     json_columns: list[str] = field(default_factory=list)  # columns of JSON text (nested values)
     warnings: list[str] = field(default_factory=list)  # about the file as a whole
+    chunked: bool = False  # one chunk of a file read in several (see read_chunks)
 
     @property
     def records(self) -> int:
@@ -304,9 +308,8 @@ def _dedupe(names: list[str]) -> list[str]:
     return out
 
 
-def _read_delimited(
-    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str
-) -> ReadResult:
+def _open_delimited(path: Path, mapping: Mapping):
+    """The scan of a delimited file, its column names and the mapping it is read with."""
     mapping, head_bytes = _text_mapping(path, mapping)
     head = _head_lines(head_bytes, mapping, 1)
     if not head:
@@ -319,11 +322,18 @@ def _read_delimited(
     else:
         names = [f"column_{i + 1}" for i in range(len(_header(head[0], delimiter)))]
     skip = mapping.skip_rows + (1 if mapping.header else 0)
-    first_data_line = 1 + skip
-    scan = _Scan(path, mapping, names, delimiter, skip, first_data_line)
-    batches = scan.whitespace_batches() if delimiter == "whitespace" else scan.csv_batches()
+    scan = _Scan(path, mapping, names, delimiter, skip, 1 + skip)
     schema = pa.schema([*(pa.field(n, pa.string()) for n in names),
                         pa.field("_row", pa.int64()), pa.field("_line", pa.int64())])
+    warnings = [w for w in [utf8_warning(path, head_bytes, mapping.encoding)] if w]
+    return scan, schema, warnings
+
+
+def _read_delimited(
+    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str
+) -> ReadResult:
+    scan, schema, warnings = _open_delimited(path, mapping)
+    batches = scan.whitespace_batches() if scan.delimiter == "whitespace" else scan.csv_batches()
     reader = pa.RecordBatchReader.from_batches(schema, _prefetched(batches))
     con.register("_csv_src", reader)
     try:
@@ -333,17 +343,124 @@ def _read_delimited(
             raise scan.error from None
         cause = exc.__cause__ or exc
         raise InputFileError(
-            f"{path}: cannot read as delimited text with delimiter {delimiter!r} and encoding "
-            f"{mapping.encoding} ({cause}). Set `delimiter:` / `encoding:` in a mapping."
+            f"{path}: cannot read as delimited text with delimiter {scan.delimiter!r} and encoding "
+            f"{scan.mapping.encoding} ({cause}). Set `delimiter:` / `encoding:` in a mapping."
         ) from None
     finally:
         con.unregister("_csv_src")
+    return _staged_delimited(con, stage, scan, warnings)
+
+
+def _staged_delimited(con, stage: str, scan, warnings: list[str]) -> ReadResult:
+    """The ReadResult of a whole delimited file in ``stage``, positions fixed if need be."""
     bad = scan.bad
     if scan.ragged or scan.multiline:
         bad = _fix_positions(con, stage, scan)
     staged = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    warnings = [w for w in [utf8_warning(path, head_bytes, mapping.encoding)] if w]
-    return ReadResult("csv", names, staged, bad, delimiter, warnings=warnings)
+    return ReadResult("csv", scan.names, staged, bad, scan.delimiter, warnings=warnings)
+
+
+# -- in chunks ------------------------------------------------------------------------------
+class Restart(Exception):
+    """A file read in chunks needs the one-shot read after all: records of the wrong width,
+    values over several lines or blank lines (their true positions are known only after the
+    whole file), or a key repeated across chunks (see ``segmentum.data.ingest``)."""
+
+
+def read_chunks(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, stage: str,
+                chunk_rows: int | None):
+    """The file staged as ``stage`` a chunk of about ``chunk_rows`` records at a time: each
+    ReadResult describes the chunk staged when it is yielded (``chunked`` when the file takes
+    more than one). With ``chunk_rows`` None, for JSON Lines and for a file that fits in one
+    chunk, one chunk. A chunk is an Arrow table the warehouse reads in place (not copied)."""
+    if not path.exists():
+        raise InputFileError(f"File {path} does not exist.")
+    fmt = detect_format(path) if not path.is_dir() else None
+    if chunk_rows is None or fmt in ("jsonl", None):
+        read = read_to_stage(con, path, mapping, stage)
+        try:
+            yield read
+        finally:
+            con.execute(f"DROP {'VIEW' if read.format == 'parquet' else 'TABLE'} IF EXISTS {stage}")
+        return
+    if fmt == "parquet":
+        yield from _parquet_chunks(con, path, mapping, stage, chunk_rows)
+    else:
+        yield from _delimited_chunks(con, path, mapping, stage, chunk_rows)
+
+
+def _registered(con, stage: str, table: pa.Table, read: ReadResult):
+    con.register(stage, table)
+    try:
+        yield read
+    finally:
+        con.unregister(stage)
+
+
+def _delimited_chunks(con, path: Path, mapping: Mapping, stage: str, chunk_rows: int):
+    scan, schema, warnings = _open_delimited(path, mapping)
+    parsed = scan.whitespace_batches() if scan.delimiter == "whitespace" else scan.csv_batches()
+    buf: list[pa.RecordBatch] = []
+    rows, given_bad, chunked = 0, 0, False
+
+    def chunk() -> tuple[pa.Table, ReadResult]:
+        nonlocal buf, rows, given_bad
+        table = pa.Table.from_batches(buf, schema)
+        bad, given_bad = scan.bad[given_bad:], len(scan.bad)
+        buf, rows = [], 0
+        return table, ReadResult("csv", scan.names, table.num_rows, bad, scan.delimiter, warnings=warnings,
+                                 chunked=True)
+
+    # the next chunk is parsed and cleaned in a thread while the warehouse checks this one
+    for batch in _prefetched(parsed, depth=64):
+        buf.append(batch)
+        rows += batch.num_rows
+        if rows >= chunk_rows:
+            if scan.ragged:
+                raise Restart("records of the wrong width")
+            chunked = True
+            yield from _registered(con, stage, *chunk())
+    if chunked:
+        if scan.ragged or scan.multiline:
+            raise Restart("record positions need the whole file")
+        if rows:
+            yield from _registered(con, stage, *chunk())
+        return
+    con.register("_csv_src", pa.Table.from_batches(buf, schema))  # one chunk: the file as before
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM _csv_src")
+    finally:
+        con.unregister("_csv_src")
+    buf = []
+    try:
+        yield _staged_delimited(con, stage, scan, warnings)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
+
+
+def _parquet_chunks(con, path: Path, mapping: Mapping, stage: str, chunk_rows: int):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError):
+        pf = None
+    if pf is None or pf.metadata.num_rows <= chunk_rows:
+        yield from read_chunks(con, path, mapping, stage, None)
+        return
+    buf: list[pa.RecordBatch] = []
+    rows = done = 0
+    batches = _prefetched(pf.iter_batches(batch_size=PARQUET_BATCH), depth=64)
+    for batch in batches:
+        buf.append(batch)
+        rows += batch.num_rows
+        if rows >= chunk_rows or done + rows == pf.metadata.num_rows:
+            table = pa.Table.from_batches(buf)
+            table = table.append_column("_row", pa.array(range(done + 1, done + rows + 1), pa.int64()))
+            table = table.append_column("_line", pa.nulls(rows, pa.int64()))
+            cols = [c for c in table.column_names if c not in ("_row", "_line")]
+            yield from _registered(con, stage, table, ReadResult("parquet", cols, rows, chunked=True))
+            buf, done, rows = [], done + rows, 0
 
 
 class _Scan:
@@ -414,7 +531,7 @@ class _Scan:
                 self.path,
                 read_options=pacsv.ReadOptions(
                     column_names=self.names, skip_rows=self.skip,
-                    encoding=self.mapping.encoding, block_size=1 << 24,
+                    encoding=self.mapping.encoding, block_size=BLOCK_SIZE,
                 ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
@@ -446,7 +563,7 @@ class _Scan:
                 self.path,
                 read_options=pacsv.ReadOptions(
                     column_names=["line"], skip_rows=self.skip,
-                    encoding=self.mapping.encoding, block_size=1 << 24,
+                    encoding=self.mapping.encoding, block_size=BLOCK_SIZE,
                 ),
                 parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, ignore_empty_lines=False),
                 convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
