@@ -73,7 +73,7 @@ def test_retries_run_out_transient(tmp_path, monkeypatch):
 
 def test_timeout_is_uncertain(tmp_path, monkeypatch):
     secrets_env(monkeypatch)
-    with WebhookSink(delay=1.0) as hook:
+    with WebhookSink(delay=0.5) as hook:
         with pytest.raises(ChannelError, match="no reply within") as info:
             sms(tmp_path, hook.url, retries=1, timeout=0.2).send(message())
     assert len(hook.requests) == 2  # the timeout was retried

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from segmentum.activation.channels.base import CHANNEL_KINDS, Channel, Receipt
+from segmentum.activation.channels.base import CHANNEL_KINDS, Channel, Configured, Receipt
 from segmentum.activation.channels.config import (
     OutboxSpec,
     SendSettings,
@@ -38,15 +38,12 @@ __all__ = [
 ]
 
 
-class _Lazy:
+class _Lazy(Configured):
     """A configured channel whose implementation (and secrets) are made on first use."""
 
     def __init__(self, name: str, spec, settings: SendSettings) -> None:
-        self.name = name
-        self.spec = spec
+        super().__init__(name, spec)
         self.kind = {"smtp": "email"}.get(spec.type, spec.type)
-        self.address_field = spec.address_field
-        self.consent_field = spec.consent_field
         self._settings = settings
         self._impl = None
 

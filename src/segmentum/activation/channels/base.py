@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from segmentum.activation.message import OutboundMessage
 
-__all__ = ["Channel", "Receipt", "CHANNEL_KINDS"]
+__all__ = ["Channel", "Receipt", "CHANNEL_KINDS", "Configured"]
 
 CHANNEL_KINDS = ("email", "webhook", "outbox")
 
@@ -43,3 +43,15 @@ class Channel(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+class Configured:
+    """What the channels built from settings share: the name and spec they were given."""
+
+    kind: str
+
+    def __init__(self, name: str, spec) -> None:
+        self.name = name
+        self.spec = spec
+        self.address_field = spec.address_field
+        self.consent_field = spec.consent_field

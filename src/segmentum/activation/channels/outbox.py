@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from segmentum.activation.channels.base import Receipt
+from segmentum.activation.channels.base import Configured, Receipt
 from segmentum.activation.channels.config import OutboxSpec
 from segmentum.activation.channels.webhook import message_json
 from segmentum.activation.message import OutboundMessage
@@ -21,16 +21,13 @@ from segmentum.errors import ChannelError
 __all__ = ["OutboxChannel"]
 
 
-class OutboxChannel:
+class OutboxChannel(Configured):
     """The JSON Lines file configured by :class:`OutboxSpec` (see the module doc)."""
 
     kind = "outbox"
 
     def __init__(self, name: str, spec: OutboxSpec, folder: Path) -> None:
-        self.name = name
-        self.spec = spec
-        self.address_field = spec.address_field
-        self.consent_field = spec.consent_field
+        super().__init__(name, spec)
         self.path = (folder / spec.path).resolve()
         self._keys: dict[str, int] | None = None
         self._lines = 0

@@ -23,7 +23,7 @@ import socket
 import ssl
 from email.message import EmailMessage
 
-from segmentum.activation.channels.base import Receipt
+from segmentum.activation.channels.base import Configured, Receipt
 from segmentum.activation.channels.config import SmtpSpec
 from segmentum.activation.channels.mime import mime_bytes
 from segmentum.activation.consent import unsubscribe_token
@@ -35,17 +35,14 @@ __all__ = ["SmtpChannel", "email_headers", "email_bytes", "build_email"]
 _NETWORK = (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, TimeoutError, OSError)
 
 
-class SmtpChannel:
+class SmtpChannel(Configured):
     """An SMTP server configured by :class:`SmtpSpec` (see the module doc)."""
 
     kind = "email"
 
     def __init__(self, name: str, spec: SmtpSpec, *, password: str | None = None,
                  unsubscribe_secret: str | None = None) -> None:
-        self.name = name
-        self.spec = spec
-        self.address_field = spec.address_field
-        self.consent_field = spec.consent_field
+        super().__init__(name, spec)
         self._password = password
         self._unsub_secret = unsubscribe_secret
         self._conn: smtplib.SMTP | None = None

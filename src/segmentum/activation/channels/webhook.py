@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import httpx
 
-from segmentum.activation.channels.base import Receipt
+from segmentum.activation.channels.base import Configured, Receipt
 from segmentum.activation.channels.config import WebhookSpec
 from segmentum.activation.message import OutboundMessage
 from segmentum.errors import ChannelError
@@ -73,7 +73,7 @@ def message_json(msg: OutboundMessage) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-class WebhookChannel:
+class WebhookChannel(Configured):
     """An HTTP endpoint configured by :class:`WebhookSpec` (see the module doc)."""
 
     kind = "webhook"
@@ -81,10 +81,7 @@ class WebhookChannel:
     def __init__(self, name: str, spec: WebhookSpec, *, secret: str,
                  transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.name = name
-        self.spec = spec
-        self.address_field = spec.address_field
-        self.consent_field = spec.consent_field
+        super().__init__(name, spec)
         self._secret = secret
         self._sleep = sleep
         self._client = httpx.Client(timeout=spec.timeout, transport=transport,
