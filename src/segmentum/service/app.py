@@ -1,9 +1,10 @@
 """create_app(): the FastAPI application of ``segmentum serve``.
 
-One application per workspace: the tracking routes (``/v1/*``), ``GET /health``, and
-whatever routers are added with ``app.include_router`` (each resource its own router, using
-the dependencies of :mod:`.deps`). The lifespan opens a :class:`ServiceState` (or takes the
-one given), starts its consumer, and closes it on shutdown.
+One application per workspace: the tracking routes (``/v1/*``), ``GET /health``, the web
+app (``/``, :mod:`segmentum.web`), and whatever routers are added with
+``app.include_router`` (each resource its own router, using the dependencies of :mod:`.deps`).
+The lifespan opens a :class:`ServiceState` (or takes the one given), starts its consumer,
+and closes it on shutdown.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from segmentum import web
 from segmentum.service import api, tracking
 from segmentum.service.errors import install_error_handlers
 from segmentum.service.settings import ServeSettings
@@ -46,6 +48,7 @@ def create_app(settings: ServeSettings | None = None, state: ServiceState | None
     install_error_handlers(app)
     app.router.routes.extend(tracking.routes)
     api.include(app)  # the REST API under /api (segmentum.service.api)
+    web.mount(app)  # the web app at / and /static (segmentum.web)
 
     @app.get("/health", tags=["service"])
     async def health() -> dict:

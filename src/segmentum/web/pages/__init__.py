@@ -1,0 +1,12 @@
+"""The pages of the web app, one module each (every router's routes are pages or htmx
+fragments of them; none is in the OpenAPI document)."""
+
+from __future__ import annotations
+
+__all__ = ["routers"]
+
+
+def routers() -> list:
+    from segmentum.web.pages import dashboard, login
+
+    return [login.router, dashboard.router]
