@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench clean web-assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,25 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# the web app's front-end files: the npm packages pinned in package-lock.json, copied into
+# the package (src/segmentum/web/static/vendor/, not committed, shipped in the wheel)
+WEB_VENDOR := src/segmentum/web/static/vendor/manifest.json
+$(WEB_VENDOR): package-lock.json | $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m segmentum.web.assets
 
-## Build the demo workspace (./segmentum.duckdb) from generated data and show what it holds.
-demo: $(VENV)/.installed
+web-assets: $(WEB_VENDOR)
+
+install: $(VENV)/.installed $(WEB_VENDOR)
+
+## Build the demo workspace (./segmentum.duckdb) from generated data, show what it holds, then
+## serve the web app on it and print its URL (Ctrl-C stops). LIVE=1 adds simulated visitors.
+demo: $(VENV)/.installed $(WEB_VENDOR)
 	$(BIN)/segmentum demo $(ARGS)
+	$(BIN)/python -m segmentum.web.demo $(if $(LIVE),--live)
 
 ## Run the whole test suite (slow tests included).
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(WEB_VENDOR)
 	$(BIN)/python -m pytest $(ARGS)
 
 ## Benchmarks: prints a table (see benchmarks/README.md).
@@ -35,4 +46,5 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) segmentum.duckdb segmentum.duckdb.wal .pytest_cache demo-data
+	rm -rf $(VENV) segmentum.duckdb segmentum.duckdb.wal .pytest_cache demo-data node_modules \
+	  src/segmentum/web/static/vendor

@@ -7,6 +7,6 @@ __all__ = ["routers"]
 
 
 def routers() -> list:
-    from segmentum.web.pages import dashboard, login
+    from segmentum.web.pages import dashboard, login, rfm
 
-    return [login.router, dashboard.router]
+    return [login.router, dashboard.router, rfm.router]
