@@ -1,14 +1,19 @@
-"""`segmentum contact`: one contact's card, printed as Rich panels and tables (or one JSON object).
+"""`segmentum contact`: one contact's card (Rich panels and tables, or one JSON object);
+erasure and readmission.
 
-    segmentum contact C0000042 --as-of 2026-11-01
+    segmentum contact C0000042 --as-of 2026-11-01          (= segmentum contact show ...)
     segmentum contact anna@example.com --events 50 --orders 10 --json
+    segmentum contact erase C0000042 [--yes] [--no-compact] [--by NAME] [--json]
+    segmentum contact readmit --email anna@example.com --reason "signed up again" [--json]
 
-What each part means is in :mod:`segmentum.analytics.contact_card`.
+What each part of the card means is in :mod:`segmentum.analytics.contact_card`; erasure in
+:mod:`segmentum.privacy.erase`, readmission in :mod:`segmentum.privacy.tombstones`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,6 +21,7 @@ from rich.columns import Columns
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from typer.core import TyperGroup
 
 from segmentum.cli.common import (
     AsOfOpt,
@@ -23,6 +29,7 @@ from segmentum.cli.common import (
     WorkspaceOpt,
     console,
     emit_json,
+    json_errors,
     open_ws,
     parse_as_of,
 )
@@ -32,7 +39,20 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "card_renderables"]
 
-app = typer.Typer()
+
+
+class _CardByDefault(TyperGroup):
+    """``segmentum contact ID`` is ``segmentum contact show ID``: a first argument that names
+    no subcommand names the contact."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(name="contact", cls=_CardByDefault, no_args_is_help=True,
+                  help="One contact's card (contact ID), erasure (contact erase ID), readmission.")
 
 # segmentum.analytics.contact_card (Ibis, pandas) is imported only when the command runs;
 # these are its defaults, for the options (a test checks that they agree)
@@ -202,7 +222,7 @@ def card_renderables(card: ContactCard) -> list:
     return out
 
 
-@app.command("contact")
+@app.command("show")
 def contact_cmd(
     contact: Annotated[str, typer.Argument(help="A contact_id or an e-mail address.")],
     events: Annotated[
@@ -226,3 +246,78 @@ def contact_cmd(
         return
     for part in card_renderables(card):
         console.print(part)
+
+
+@app.command("erase")
+def erase_cmd(
+    contact_id: Annotated[str, typer.Argument(help="The contact_id to erase.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Erase without asking first.")] = False,
+    compact: Annotated[bool, typer.Option(
+        "--compact/--no-compact", help="Rewrite the workspace file afterwards, so no freed page "
+        "keeps the data (as long as reading the whole workspace).")] = True,
+    by: Annotated[str | None, typer.Option("--by", help="Who asks, for the audit record "
+                                           "(default: your user name).", show_default=False)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a contact from every table and file of the workspace; keep salted-hash tombstones."""
+    import getpass
+
+    from segmentum.errors import UsageError
+    from segmentum.privacy import erase_contact
+
+    with json_errors(as_json):
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(f"Erasing {contact_id} cannot be undone: pass --yes to go ahead.")
+            typer.confirm(f"Erase {contact_id} everywhere? This cannot be undone", abort=True)
+        with open_ws(workspace) as ws:
+            audit = erase_contact(ws, contact_id, by=by or getpass.getuser(), compact=compact)
+        if as_json:
+            emit_json(audit)
+            return
+        _print_erasure(contact_id, audit)
+
+
+def _print_erasure(contact_id: str, audit: dict) -> None:
+    t = Table(title=f"Erased {escape(contact_id)} (erasure {audit['erasure_id']})", title_justify="left")
+    t.add_column("where")
+    t.add_column("rows / records", justify="right")
+    for where, n in {**audit["tables"], **audit["files"]}.items():
+        t.add_row(escape(where), f"{n:,}")
+    console.print(t)
+    console.print(f"{audit['tombstones']} salted-hash tombstones keep its identifiers out of later "
+                  "loads; " + ("the workspace file was rewritten." if audit["compacted"] else
+                               "the next erasure without --no-compact rewrites the file."),
+                  highlight=False)
+    if audit["exports_affected"]:
+        console.print("Exports whose audience held it (remove it on those platforms too): "
+                      + ", ".join(str(e) for e in audit["exports_affected"]), highlight=False)
+    for w in audit["warnings"]:
+        console.print(f"[yellow]Note:[/] {escape(w)}", highlight=False)
+
+
+@app.command("readmit")
+def readmit_cmd(
+    reason: Annotated[str, typer.Option("--reason", help="How the person gave consent again.")],
+    contact_id: Annotated[str | None, typer.Option("--id", help="Its contact_id.", show_default=False)] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Its e-mail address.", show_default=False)] = None,
+    phone: Annotated[str | None, typer.Option("--phone", help="Its phone number.", show_default=False)] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who readmits (default: your user name).",
+                                           show_default=False)] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept an erased person's identifiers again, after consent was given anew."""
+    import getpass
+
+    from segmentum.privacy import readmit
+
+    with json_errors(as_json), open_ws(workspace) as ws:
+        out = readmit(ws, contact_id=contact_id, email=email, phone=phone, reason=reason,
+                      by=by or getpass.getuser())
+        if as_json:
+            emit_json(out)
+        else:
+            console.print(f"Readmitted: {out['lifted']} tombstone(s) lifted; loads accept these "
+                          "identifiers again.", highlight=False)

@@ -80,6 +80,13 @@ class Person:
         forms = [self.contact_id, self.email, self.phone, *self.anonymous]
         return sorted({str(f).strip().lower() for f in forms if f and str(f).strip()})
 
+    def spellings(self) -> list[str]:
+        """Each identifier as written, in lower and in upper case."""
+        forms = [self.contact_id, self.email, self.phone, *self.anonymous]
+        out = {f2 for f in forms if f and str(f).strip()
+               for f2 in (str(f).strip(), str(f).strip().lower(), str(f).strip().upper())}
+        return sorted(out)
+
     def phrases(self) -> list[str]:
         """The forms distinctive enough to look for inside longer text: the e-mail, the
         phone as written (ids are matched as whole values only: "42" is inside "142")."""
@@ -125,9 +132,24 @@ def _person(wh, tables: dict[str, dict[str, str]], contact_id: str) -> Person:
         m = wh.table("export_members")
         p.exports = sorted(set(m.filter(m.contact_id == contact_id).export_id.to_pyarrow().to_pylist()))
     if not row and not _anywhere(wh, tables, contact_id):
+        _already_erased(wh, contact_id)
         raise NotFoundError(f"No contact {contact_id!r} in this workspace (no row names it).",
                             hint="Check the id: `segmentum contact ID` finds contacts by id or e-mail.")
     return p
+
+
+def _already_erased(wh, contact_id: str) -> None:
+    """A NotFoundError naming the erasure, when this id was erased before."""
+    s = salt(wh)
+    if s is None or AUDIT not in wh.list_tables():
+        return
+    subject = next(iter(hashes_of(s, {"id": [contact_id]})))[0]
+    a = wh.table(AUDIT)
+    rows = a.filter((a.subject_hash == subject) & (a.action == "erase")).order_by(ibis.desc("at"))
+    found = rows.limit(1).to_pyarrow().to_pylist()
+    if found:
+        raise NotFoundError(f"{contact_id} was erased on {found[0]['at']:%Y-%m-%d %H:%M} UTC "
+                            f"(erasure {found[0]['erasure_id']}); nothing of it is left.")
 
 
 def _anywhere(wh, tables: dict[str, dict[str, str]], contact_id: str) -> bool:
@@ -144,13 +166,31 @@ def _anywhere(wh, tables: dict[str, dict[str, str]], contact_id: str) -> bool:
 _TOKENS = "'[\\s\",:{}\\[\\]]+'"  # what separates values inside a JSON document
 
 
-def _mentions(column_sql: str) -> str:
+def _mentions(column_sql: str, p: Person) -> str:
     """SQL: the text of ``column_sql`` holds one of $1 (a JSON-separated token, or the whole
-    value) or contains one of $2 (the e-mail, a phone as written)."""
+    value) or contains one of $2 (the e-mail, a phone as written); ``contains`` on each of
+    them ($3, $4, ...) rules out nearly every row first, cheaply."""
     low = f"lower({column_sql}::VARCHAR)"
-    return (f"(lower(trim({column_sql}::VARCHAR)) IN (SELECT unnest($1)) OR "
+    n = len(p.texts()) + len(p.phrases())
+    first = " OR ".join(f"contains({low}, ${i})" for i in range(3, 3 + n))
+    return (f"(({first}) AND (list_contains($1, lower(trim({column_sql}::VARCHAR))) OR "
             f"list_has_any(regexp_split_to_array({low}, {_TOKENS}), $1) OR "
-            f"len(list_filter($2, lambda x: contains({low}, x))) > 0)")
+            f"len(list_filter($2, lambda x: contains({low}, x))) > 0))")
+
+
+def _any_mention(wh, table: str, columns: list[str], p: Person) -> bool:
+    """Whether a text column of some row contains one of the contact's forms as written, in
+    lower or in upper case: a cheap first pass (nearly always false after an erasure)."""
+    needles = p.spellings()
+    cond = " OR ".join(f"contains({_q(c)}::VARCHAR, ${i})" for c in columns
+                       for i in range(1, len(needles) + 1))
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM {_q(table)} WHERE {cond} LIMIT 1)"
+    return bool(wh.raw.execute(sql, needles).fetchone()[0])
+
+
+def _mention_params(p: Person) -> list:
+    texts, phrases = p.texts(), p.phrases()
+    return [texts, phrases, *texts, *phrases]
 
 
 def _delete(wh, table: str, where: str, params: list) -> int:
@@ -181,22 +221,21 @@ def _erase_rows(wh, tables: dict[str, dict[str, str]], p: Person, pseudonym: str
         for col in ("contact_id", "_contact_id"):
             if col in cols:
                 counts[table] = counts.get(table, 0) + _delete(wh, table, f"{_q(col)} = $1", [cid])
-    texts, phrases = p.texts(), p.phrases()
+    params = _mention_params(p)
     for table, column in (("_quarantine", "raw"), ("_identity_held", "record")):
         if table in tables:
-            n = _delete(wh, table, _mentions(_q(column)), [texts, phrases])
-            counts[table] = counts.get(table, 0) + n
+            counts[table] = counts.get(table, 0) + _delete(wh, table, _mentions(_q(column), p), params)
     if "_load_warnings" in tables:
         counts["_load_warnings"] = int(wh.raw.execute(
             "UPDATE _load_warnings SET message = replace(message, value, '(erased)'), value = NULL "
-            f"WHERE {_mentions('value')}", [texts, phrases]).fetchone()[0])
+            f"WHERE {_mentions('value', p)}", params).fetchone()[0])
     return {k: v for k, v in counts.items() if v}
 
 
 def _leftovers(wh, tables: dict[str, dict[str, str]], p: Person) -> list[str]:
     """Text columns still holding one of the contact's identifiers (as a value, or as a
     quoted string inside a JSON document)."""
-    texts, phrases = p.texts(), p.phrases()
+    params = _mention_params(p)
     found = []
     for table, cols in tables.items():
         if table in _OWN:
@@ -204,8 +243,10 @@ def _leftovers(wh, tables: dict[str, dict[str, str]], p: Person) -> list[str]:
         text_cols = [c for c, t in cols.items() if t.upper() in ("VARCHAR", "JSON") or t.upper().startswith("VARCHAR")]
         if not text_cols:
             continue
-        parts = [f"count(*) FILTER (WHERE {_mentions(_q(c))})" for c in text_cols]
-        counts = wh.raw.execute(f"SELECT {', '.join(parts)} FROM {_q(table)}", [texts, phrases]).fetchone()
+        if not _any_mention(wh, table, text_cols, p):
+            continue
+        parts = [f"count(*) FILTER (WHERE {_mentions(_q(c), p)})" for c in text_cols]
+        counts = wh.raw.execute(f"SELECT {', '.join(parts)} FROM {_q(table)}", params).fetchone()
         found += [f"{table}.{c} still holds the contact's id, e-mail or phone in {n:,} row(s)"
                   for c, n in zip(text_cols, counts, strict=True) if n]
     return found
@@ -221,11 +262,11 @@ def _workspace_files(ws) -> tuple[list[Path], list[Path]]:
         csvs = sorted({Path(f) for r in e for f in (r["file"], r["removals_file"]) if f})
     jsonl: list[Path] = []
     try:
-        from segmentum.activation.channels import load_channels
+        from segmentum.activation.channels import load_settings
 
-        for channel in load_channels(ws).values():
-            if getattr(channel, "kind", None) == "outbox":
-                jsonl.append(Path(channel.path))
+        settings = load_settings(ws)
+        jsonl += [settings.folder / spec.path for spec in settings.channels.values()
+                  if getattr(spec, "type", None) == "outbox"]
     except Exception:  # noqa: BLE001 - no channels configured (or a broken file): no outbox
         pass
     path = Path(ws.config.path).resolve()
