@@ -86,7 +86,7 @@ DERIVED_IDS = {"orders": ("order_id", "o"), "events": ("event_id", "e")}
 MAX_SHOWN = 40  # characters of a bad value quoted in a reason
 # records validated and written at a time: a chunk's checked rows stay in DuckDB's memory
 # (2.5 GB by default) instead of the whole file's spilling to disk
-CHUNK_ROWS = 4_000_000
+CHUNK_ROWS = 2_000_000
 
 
 @ibis.udf.scalar.builtin

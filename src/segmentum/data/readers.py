@@ -412,7 +412,7 @@ def _delimited_chunks(con, path: Path, mapping: Mapping, stage: str, chunk_rows:
                                  chunked=True)
 
     # the next chunk is parsed and cleaned in a thread while the warehouse checks this one
-    for batch in _prefetched(parsed, depth=64):
+    for batch in _prefetched(parsed, depth=16):
         buf.append(batch)
         rows += batch.num_rows
         if rows >= chunk_rows:
@@ -450,7 +450,7 @@ def _parquet_chunks(con, path: Path, mapping: Mapping, stage: str, chunk_rows: i
         return
     buf: list[pa.RecordBatch] = []
     rows = done = 0
-    batches = _prefetched(pf.iter_batches(batch_size=PARQUET_BATCH), depth=64)
+    batches = _prefetched(pf.iter_batches(batch_size=PARQUET_BATCH), depth=16)
     for batch in batches:
         buf.append(batch)
         rows += batch.num_rows
