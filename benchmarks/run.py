@@ -16,6 +16,9 @@ Suites:
   service    `segmentum serve` on loopback: events/s acknowledged (8 clients, batches of 100),
              ack latency of single events at 1,000/s, 429s and peak memory under overload
              (benchmarks/service.py; --sizes is ignored)
+  send       SMTP delivery of 5,000 planned messages to a local aiosmtpd server in another
+             process: messages/s, each received once; into a 1M-row delivery log; with one
+             commit per message (benchmarks/send.py; --sizes is ignored)
 """
 
 from __future__ import annotations
@@ -250,6 +253,14 @@ def suite_service(sizes: list[int], work: Path) -> list[Result]:
     return service.suite_service(sizes, work)
 
 
+def suite_send(sizes: list[int], work: Path) -> list[Result]:
+    """The Sender to a local SMTP server (benchmarks/send.py; --sizes is ignored)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import send
+
+    return send.suite_send(sizes, work)
+
+
 def suite_campaigns(sizes: list[int], work: Path) -> list[Result]:
     """A campaign to every contact: planned in full without writing (controls, consent, caps,
     best send hours, quiet hours, every message rendered), recorded in the delivery log, and
@@ -278,7 +289,8 @@ def suite_campaigns(sizes: list[int], work: Path) -> list[Result]:
 
 
 SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "segments": suite_segments,
-          "cli": suite_cli, "service": suite_service, "campaigns": suite_campaigns}
+          "cli": suite_cli, "service": suite_service, "campaigns": suite_campaigns,
+          "send": suite_send}
 
 
 def print_table(results: list[Result]) -> None:

@@ -4,6 +4,9 @@
 
 Rows (also the ``send`` suite of benchmarks/run.py):
 
+* the floor: plain smtplib sending one prebuilt message N times on one connection (no
+  log, no journal, no rendering of headers), in the same run, for the ratio;
+
 * ``segmentum deliveries send`` of N planned messages (text + HTML, about 2 KB each) to the
   server: messages/s over the Sender's own time (from its JSON summary), peak memory of the
   process; the server's count must equal N, each Message-ID once;
@@ -121,6 +124,21 @@ def _old_rows(n: int, schema: dict):
     return pa.table(cols)
 
 
+RAW = """
+import smtplib, sys, time
+from email.message import EmailMessage
+m = EmailMessage(); m["From"] = "news@bench.test"; m["To"] = "b0@bench.test"; m["Subject"] = "x"
+m.set_content("Our November picks for you, with free delivery this week.\\n" * 12)
+m.add_alternative("<p>Our <b>November</b> picks for you.</p>" * 24, subtype="html")
+data = m.as_bytes()
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1])); s.ehlo()
+t = time.perf_counter()
+for i in range(int(sys.argv[2])):
+    s.mail("news@bench.test"); s.rcpt(f"b{i}@bench.test"); s.data(data)
+print('{"sent": %d, "seconds": %f}' % (int(sys.argv[2]), time.perf_counter() - t))
+"""
+
+
 def step(path: str, window: int) -> None:
     """One Sender run in this process: prints its summary as JSON (for run.py / main)."""
     from segmentum.activation.channels import load_channels
@@ -150,6 +168,10 @@ def run_suite(work: Path, messages: int = 5000, log_rows: int = 1_000_000) -> li
     assert server.stdout.readline().strip() == b"ready"
     rows = []
     try:
+        wall, rss, raw = _measure([sys.executable, "-c", RAW, str(port), str(messages)], work)
+        rows.append({"step": "floor: plain smtplib on one connection, one prebuilt message, no log",
+                     "rows": raw["sent"], "seconds": raw["seconds"], "wall": wall, "peak_mib": rss,
+                     "target": "", "ok": None})
         cases = [("empty log, window 100", messages, 0, 100),
                  (f"log of {log_rows:,} rows, window 100", messages, log_rows, 100),
                  ("empty log, window 1: a commit per message", messages // 10, 0, 1)]
@@ -173,6 +195,10 @@ def run_suite(work: Path, messages: int = 5000, log_rows: int = 1_000_000) -> li
     finally:
         server.kill()
         server.wait()
+    ours = rows[1]["rows"] / rows[1]["seconds"]
+    floor = raw["sent"] / raw["seconds"]
+    rows.append({"step": f"ratio: Sender / plain smtplib = {ours / floor:.2f}", "rows": None,
+                 "seconds": 0.0, "wall": 0.0, "peak_mib": 0.0, "target": "", "ok": None})
     return rows
 
 
@@ -198,7 +224,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = run_suite(work, args.messages, args.log_rows)
     for r in rows:
-        print(f"{r['step']:<100} {r['rows']:>7,} {r['seconds']:7.2f} s {r['rows'] / r['seconds']:>8,.0f}/s "
+        rate = f"{r['rows'] / r['seconds']:>8,.0f}/s" if r["rows"] else ""
+        print(f"{r['step']:<100} {r['rows'] or '':>7} {r['seconds']:7.2f} s {rate:>10} "
               f"{r['peak_mib']:6.0f} MiB {r['target']:<18} {'' if r['ok'] is None else ('yes' if r['ok'] else 'NO')}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
