@@ -191,3 +191,15 @@ def test_two_processes_one_after_the_other_share_the_cap(ws):
                           capture_output=True, text=True, check=True).stdout.strip()
            for name in ("first", "second")]
     assert run == ["scheduled,scheduled", "capped,capped"]
+
+
+def test_a_message_being_sent_counts(ws):
+    from segmentum.activation.delivery import Sender, _locked
+
+    [d] = scheduled(campaign("now-sending"), ["C0"], T)
+    DeliveryLog(ws).record_plan([d])
+    with _locked(ws):  # a Sender has claimed it and is handing it to the server
+        Sender(ws, {})._write([], [d.message.key], claim="live")
+    assert DeliveryLog(ws).outcomes(campaign("now-sending")) == {"sending": 1}
+    out = CapLedger(ws).reserve(scheduled(campaign("nov"), ["C0"], T), [CapRule("*", None, 1, DAY)], T)
+    assert out[0].outcome == "capped"
