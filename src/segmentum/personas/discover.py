@@ -75,6 +75,7 @@ __all__ = [
 K_RANGE = range(2, 11)
 N_INIT = 10
 SILHOUETTE_POINTS = 10_000
+SCAN_TOL = 1e-3  # the K scan's convergence tolerance (the chosen K is fitted with 1e-4)
 MIN_EFFECT = 0.4  # smallest standardised difference worth saying
 MATCH_DISTANCE = 1.0  # farthest centroids (in the scaled space) still "the same group"
 MAX_PHRASES = 4
@@ -147,8 +148,9 @@ def choose_k(
     of that K fitted as :func:`fit_kmeans` fits it (so ``--auto`` gives what ``--k K`` gives).
 
     The scan fits each K cheaply: the better (lower inertia) of one seeded k-means++ start
-    and a warm start from the previous K's centroids plus the point farthest from them; all
-    scans are scored by :func:`silhouettes` from one set of distances.
+    and a warm start from the previous K's centroids plus the point farthest from them, to
+    a looser tolerance; all scans are scored by :func:`silhouettes` from one set of
+    distances.
     """
     ks = [k for k in ks if k < len(X)]
     if not ks:
@@ -159,11 +161,13 @@ def choose_k(
     scans: dict[int, KMeans] = {}
     previous = None
     for k in ks:
-        starts = [KMeans(n_clusters=k, n_init=1, random_state=seed).fit(X)]
+        starts = [KMeans(n_clusters=k, n_init=1, tol=SCAN_TOL, random_state=seed).fit(X)]
         if previous is not None and len(previous) == k - 1:
             far = X[np.argmax(_nearest_sq(X, previous))]
             warm = np.vstack([previous, far])
-            starts.append(KMeans(n_clusters=k, init=warm, n_init=1, random_state=seed).fit(X))
+            starts.append(
+                KMeans(n_clusters=k, init=warm, n_init=1, tol=SCAN_TOL, random_state=seed).fit(X)
+            )
         scans[k] = min(starts, key=lambda m: m.inertia_)
         previous = scans[k].cluster_centers_
     points = min(len(X), SILHOUETTE_POINTS)
@@ -191,25 +195,29 @@ def silhouettes(
     idx = check_random_state(seed).permutation(len(X))[:points]
     sample = X[idx]
     labels = [np.unique(np.asarray(lab)[idx], return_inverse=True)[1] for lab in labelings]
-    onehots = [np.eye(lab.max() + 1)[lab] for lab in labels]
-    sizes = [oh.sum(axis=0) for oh in onehots]
+    # every labelling's clusters side by side: one product per chunk gives all the sums
+    starts = np.concatenate([[0], np.cumsum([lab.max() + 1 for lab in labels])])
+    onehot = np.zeros((points, starts[-1]))
+    for j, lab in enumerate(labels):
+        onehot[np.arange(points), starts[j] + lab] = 1.0
+    sizes = onehot.sum(axis=0)
     totals = np.zeros(len(labels))
     for lo in range(0, points, chunk):
-        dist = euclidean_distances(sample[lo : lo + chunk], sample)
-        rows = np.arange(dist.shape[0])
-        for j, (lab, oh, n) in enumerate(zip(labels, onehots, sizes, strict=True)):
-            sums = dist @ oh  # per row: summed distance to each cluster
+        all_sums = euclidean_distances(sample[lo : lo + chunk], sample) @ onehot
+        rows = np.arange(all_sums.shape[0])
+        for j, lab in enumerate(labels):
+            sums, n = all_sums[:, starts[j] : starts[j + 1]], sizes[starts[j] : starts[j + 1]]
             own = lab[lo : lo + chunk]
-            a = sums[rows, own] / np.maximum(n[own] - 1, 1)
+            a = sums[rows, own] / np.maximum(n[own] - 1, 1)  # mean distance within its cluster
             mean = sums / n
             mean[rows, own] = np.inf
-            b = mean.min(axis=1)
+            b = mean.min(axis=1)  # mean distance to the nearest other cluster
             with np.errstate(invalid="ignore", divide="ignore"):
                 sil = (b - a) / np.maximum(a, b)
             totals[j] += np.nan_to_num(np.where(n[own] > 1, sil, 0.0)).sum()
     return [
-        float(total / points) if len(n) >= 2 else float("nan")
-        for total, n in zip(totals, sizes, strict=True)
+        float(total / points) if starts[j + 1] - starts[j] >= 2 else float("nan")
+        for j, total in enumerate(totals)
     ]
 
 
