@@ -35,24 +35,31 @@ def shop(tmp_path, monkeypatch):
     return tmp_path
 
 
-def cli(folder, *args, ok=True):
-    env = {**os.environ, "COLUMNS": "100"}
-    r = subprocess.run(
-        [sys.executable, "-m", "segmentum.cli.app", "-w", str(folder / "ws.duckdb"), *args],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        env=env,
-    )
-    assert (r.returncode == 0) == ok, r.stdout + r.stderr
-    assert "Traceback" not in r.stderr
-    return json.loads(r.stdout) if "--json" in args else r.stdout
+def cli(folder, *args, ok=True, process=False):
+    """Run `segmentum -w ws.duckdb ARGS` in this process (Typer's runner), or with
+    ``process`` as a real process; JSON output parsed."""
+    argv = ["-w", str(folder / "ws.duckdb"), *args]
+    if process:
+        env = {**os.environ, "COLUMNS": "100"}
+        r = subprocess.run([sys.executable, "-m", "segmentum.cli.app", *argv],
+                           capture_output=True, text=True, cwd=folder, env=env)
+        code, out, err = r.returncode, r.stdout, r.stderr
+    else:
+        from typer.testing import CliRunner
+
+        from segmentum.cli.app import app
+
+        r = CliRunner().invoke(app, argv, env={"COLUMNS": "100"})
+        code, out, err = r.exit_code, r.output, repr(r.exception)
+    assert (code == 0) == ok, out + err
+    assert "Traceback" not in err
+    return json.loads(out) if "--json" in args else out
 
 
 def test_create_send_resend_show_report(shop):
     with SmtpSink() as smtp:
         send_settings(shop, smtp_port=smtp.port)
-        assert cli(shop, "campaign", "create", "welcome.yaml", "--json") == {
+        assert cli(shop, "campaign", "create", str(shop / "welcome.yaml"), "--json") == {
             "name": "welcome-back",
             "action": "created",
         }
@@ -69,7 +76,8 @@ def test_create_send_resend_show_report(shop):
         assert dry["dry_run"] and dry["audience"] == 100 and smtp.messages == []
         assert dry["outcomes"]["scheduled"] + dry["outcomes"]["control"] == 100
         sent = cli(
-            shop, "campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--json"
+            shop, "campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--json",
+            process=True,
         )
         assert sent["run"] == "2026-11-02T09:00:00Z" and sent["planned_now"]
         assert sent["outcomes"]["sent"] == dry["outcomes"]["scheduled"] == len(smtp.messages)
@@ -114,10 +122,10 @@ def test_a_second_campaign_is_capped_by_the_first(shop):
 
 def test_mistakes_are_one_line_or_one_json_object(shop):
     send_settings(shop, smtp_port=2)
-    err = cli(shop, "campaign", "send", "nope", "--json", ok=False)
+    err = cli(shop, "campaign", "send", "nope", "--json", ok=False, process=True)
     assert err["error"]["code"] == "not_found"
     (shop / "bad.yaml").write_text(CAMPAIGN + "contrl_pct: 3\n")
-    err = cli(shop, "campaign", "create", "bad.yaml", "--json", ok=False)
+    err = cli(shop, "campaign", "create", str(shop / "bad.yaml"), "--json", ok=False)
     assert (err["error"]["code"], err["error"]["line"], err["error"]["key"]) == (
         "campaign_file",
         11,

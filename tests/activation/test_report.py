@@ -27,7 +27,7 @@ AS_OF = "2026-11-16T00:00:00Z"
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    ws, manifest, data = generated_workspace(root, contacts=6000, seed=3)
+    ws, manifest, data = generated_workspace(root, contacts=4000, seed=3)
     (root / "segmentum.yaml").write_text("channels:\n  email: {type: outbox, path: outbox.jsonl}\n")
     folder = root / "campaigns"
     shutil.copytree(REPO / "examples" / "campaigns", folder)
