@@ -126,6 +126,20 @@ def _locked(ws) -> Iterator[None]:
         yield
 
 
+_seq_lock = threading.Lock()
+_last_seq = 0
+
+
+def _seqs(n: int) -> int:
+    """The first of ``n`` attempt sequence numbers: wall-clock nanoseconds, never below
+    the previous ones of this process (a later row of a key always sorts later)."""
+    global _last_seq
+    with _seq_lock:
+        base = max(time.time_ns(), _last_seq + 1)
+        _last_seq = base + n
+        return base
+
+
 def _arrow(rows: list[dict], schema: dict) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ibis.schema(schema).to_pyarrow())
 
@@ -540,7 +554,7 @@ class Sender:
             return
         self.wh.create_table(ATTEMPTS, ATTEMPTS_SCHEMA)
         at = _now()
-        base = time.time_ns()
+        base = _seqs(len(results) + len(claims))
         rows = [{"key": r.key, "claim": claim, "seq": base + i, "state": r.state, "at": at,
                  "provider_id": r.provider_id, "error": r.error, "send_at": r.send_at,
                  "sent_at": r.sent_at, "tried": r.tried} for i, r in enumerate(results)]
