@@ -293,16 +293,34 @@ class TimerTable:
         value = self.wh.table(TIMERS).due_at.min().to_pyarrow().as_py()
         return None if value is None else value.astimezone(_dt.UTC)
 
-    def due(self, upto: _dt.datetime) -> list[tuple[_dt.datetime, dict[str, list[str]]]]:
-        """What is due by ``upto`` (a tick), grouped by tick, earliest first: per tick the
-        contacts due in each segment."""
+    def first_due(self, upto: _dt.datetime) -> tuple[_dt.datetime, dict[str, list[str]]] | None:
+        """The earliest tick with timers due by ``upto``, and per segment the contacts due
+        at it (None: nothing due)."""
         t = self.wh.table(TIMERS)
-        t = t.filter(t.due_at <= ibis.literal(upto, type=TS_UTC))
-        out: dict[_dt.datetime, dict[str, list[str]]] = {}
-        for r in t.to_pyarrow().to_pylist():
-            at = tick(r["due_at"].astimezone(_dt.UTC))
-            out.setdefault(at, {}).setdefault(r["segment"], []).append(r["contact_id"])
-        return sorted(out.items())
+        first = t.filter(t.due_at <= ibis.literal(upto, type=TS_UTC)).due_at.min().to_pyarrow().as_py()
+        if first is None:
+            return None
+        at = tick(first.astimezone(_dt.UTC))
+        t = t.filter(t.due_at <= ibis.literal(at, type=TS_UTC))  # the whole tick
+        out: dict[str, list[str]] = {}
+        for r in t.select("segment", "contact_id").to_pyarrow().to_pylist():
+            out.setdefault(r["segment"], []).append(r["contact_id"])
+        return at, out
+
+    def handled(self, segments: list[str], contacts: list[str], at: _dt.datetime) -> None:
+        """Drop the timers of ``segments`` x ``contacts`` due by ``at`` (an evaluation as of
+        ``at`` covered them; the timers it set are later)."""
+        if segments and contacts:
+            self.wh.raw.execute(
+                f"DELETE FROM {TIMERS} WHERE segment IN (SELECT unnest($1)) AND contact_id IN "
+                "(SELECT unnest($2)) AND due_at <= $3", [segments, contacts, at])
+
+    def overdue(self, now: _dt.datetime) -> dict[str, _dt.datetime]:
+        """Segment -> its earliest timer due by ``now`` and not yet handled."""
+        t = self.wh.table(TIMERS)
+        t = t.filter(t.due_at <= ibis.literal(now, type=TS_UTC))
+        rows = t.group_by("segment").agg(first=t.due_at.min()).to_pyarrow().to_pylist()
+        return {r["segment"]: r["first"] for r in rows}
 
     def forget(self, segments: Iterable[str]) -> None:
         self.wh.raw.execute(f"DELETE FROM {TIMERS} WHERE segment IN (SELECT unnest($1))",
