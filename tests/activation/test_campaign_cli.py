@@ -41,8 +41,13 @@ def cli(folder, *args, ok=True, process=False):
     argv = ["-w", str(folder / "ws.duckdb"), *args]
     if process:
         env = {**os.environ, "COLUMNS": "100"}
-        r = subprocess.run([sys.executable, "-m", "segmentum.cli.app", *argv],
-                           capture_output=True, text=True, cwd=folder, env=env)
+        r = subprocess.run(
+            [sys.executable, "-m", "segmentum.cli.app", *argv],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env=env,
+        )
         code, out, err = r.returncode, r.stdout, r.stderr
     else:
         from typer.testing import CliRunner
@@ -76,7 +81,13 @@ def test_create_send_resend_show_report(shop):
         assert dry["dry_run"] and dry["audience"] == 100 and smtp.messages == []
         assert dry["outcomes"]["scheduled"] + dry["outcomes"]["control"] == 100
         sent = cli(
-            shop, "campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--json",
+            shop,
+            "campaign",
+            "send",
+            "welcome-back",
+            "--as-of",
+            "2026-11-02T09:30:00Z",
+            "--json",
             process=True,
         )
         assert sent["run"] == "2026-11-02T09:00:00Z" and sent["planned_now"]
@@ -120,6 +131,27 @@ def test_a_second_campaign_is_capped_by_the_first(shop):
         assert len(smtp.messages) == 100
 
 
+def test_a_channel_that_would_fail_every_message_stops_the_run(shop, monkeypatch):
+    from segmentum.activation.campaigns import loads_campaign
+    from segmentum.activation.runs import send_campaign
+    from segmentum.errors import ConfigError
+    from segmentum.workspace import open_workspace
+
+    send_settings(shop, smtp_port=2)
+    monkeypatch.delenv("TEST_UNSUB_SECRET")
+    with open_workspace(shop / "ws.duckdb") as ws:
+        with pytest.raises(ConfigError, match="TEST_UNSUB_SECRET"):
+            send_campaign(ws, loads_campaign(CAMPAIGN), "2026-11-02T09:00:00Z", dry_run=True)
+        text = (shop / "segmentum.yaml").read_text()
+        (shop / "segmentum.yaml").write_text(
+            text.split("    unsubscribe:")[0] + "  archive:\n    type: outbox\n    path: o.jsonl\n"
+        )
+        with pytest.raises(ConfigError, match="no unsubscribe link") as exc:
+            send_campaign(ws, loads_campaign(CAMPAIGN), "2026-11-02T09:00:00Z")
+        assert exc.value.details["key"] == "channels.email.unsubscribe"
+        assert not ws.warehouse.has_table("deliveries")
+
+
 def test_mistakes_are_one_line_or_one_json_object(shop):
     send_settings(shop, smtp_port=2)
     err = cli(shop, "campaign", "send", "nope", "--json", ok=False, process=True)
@@ -153,7 +185,9 @@ def test_transactional_runs_are_recorded_and_sent_whole(shop):
     from segmentum.activation.runs import send_campaign
     from segmentum.workspace import open_workspace
 
-    spec = CAMPAIGN.replace("email_opt_in", "true").replace("control_pct: 20", "transactional: true")
+    spec = CAMPAIGN.replace("email_opt_in", "true").replace(
+        "control_pct: 20", "transactional: true"
+    )
     with SmtpSink() as smtp, open_workspace(shop / "ws.duckdb") as ws:
         send_settings(shop, smtp_port=smtp.port)
         got = send_campaign(ws, loads_campaign(spec), "2026-11-02T09:00:00Z")

@@ -11,7 +11,9 @@
 3. the Sender delivers the run's due messages (those whose send time has come by the
    as-of time; later ones go on a later ``send`` or ``segmentum deliveries send``).
 
-A dry run plans, renders and checks the caps without writing anything.
+A dry run plans, renders and checks the caps without writing anything. Either way a
+channel that would fail every message (a secret missing from the environment, marketing
+e-mail without an unsubscribe link) stops the run before anything is planned.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ def send_campaign(
     T = to_utc(as_of)
     run_at = to_utc(run) if run is not None else campaign.schedule.run_at(T)
     channels = channels if channels is not None else load_channels(ws)
+    if campaign.channel in channels:
+        _check_channel(channels[campaign.channel], campaign)
     log = DeliveryLog(ws)
     plan = plan_send(ws, campaign, as_of=T, run=run_id(run_at), channels=channels)
     planned_before = log.has_origin(plan.origin)
@@ -95,6 +99,25 @@ def send_campaign(
         outcomes,
         delivered,
     )
+
+
+def _check_channel(channel, campaign: Campaign) -> None:
+    """Refuse a run its channel would fail message by message: missing secrets, or
+    marketing e-mail without an unsubscribe link."""
+    from segmentum.activation.channels import prepare
+    from segmentum.errors import ConfigError
+
+    prepare(channel)  # reads the channel's secrets: ConfigError naming a missing one
+    spec = getattr(channel, "spec", None)
+    if getattr(spec, "type", None) == "smtp" and not campaign.transactional:
+        if spec.unsubscribe is None:
+            raise ConfigError(
+                f"Channel {channel.name!r} has no unsubscribe link, which marketing e-mail "
+                f"needs (List-Unsubscribe); campaign {campaign.name!r} is marketing.",
+                hint=f"configure channels.{channel.name}.unsubscribe (url, secret_env) in "
+                "segmentum.yaml, or make the campaign transactional",
+                key=f"channels.{channel.name}.unsubscribe",
+            )
 
 
 def _record(ws, plan) -> None:
