@@ -171,6 +171,19 @@ def suite_analytics(sizes: list[int], work: Path) -> list[Result]:
     return results
 
 
+def suite_personas(sizes: list[int], work: Path) -> list[Result]:
+    """persona discover --save with K = 7 and with --auto (K in 2..10 by silhouette)."""
+    results: list[Result] = []
+    for n in sizes:
+        ws = _workspace(n, work, ("products", "contacts", "orders", "order_items", "events"))
+        single, rss = step("persona_k7", ws, work)
+        results.append(Result("personas", f"discover --k 7 --save (CPU {single['cpu_seconds']:.1f} s)", n, single["rows"], single["seconds"], rss, "", None))
+        auto, rss = step("persona_auto", ws, work)
+        ratio = auto["cpu_seconds"] / single["cpu_seconds"]
+        results.append(Result("personas", f"discover --auto --save, K = {auto['k']} (CPU {auto['cpu_seconds']:.1f} s = {ratio:.1f}x --k 7)", n, auto["rows"], auto["seconds"], rss, "near --k 7", ratio <= 2))
+    return results
+
+
 def suite_segments(sizes: list[int], work: Path) -> list[Result]:
     """The iPhone rule and 20 saved segments: engine vs idiomatic pandas vs PostgreSQL 15
     (Debian's packages, a throwaway cluster with indexes), same data, same run. Members are
@@ -288,7 +301,8 @@ def suite_campaigns(sizes: list[int], work: Path) -> list[Result]:
     return results
 
 
-SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "segments": suite_segments,
+SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "personas": suite_personas,
+          "segments": suite_segments,
           "cli": suite_cli, "service": suite_service, "campaigns": suite_campaigns,
           "send": suite_send}
 

@@ -132,6 +132,26 @@ def step_clv(ws, as_of):
     return {"seconds": s, "rows": len(res.scores)}
 
 
+def _persona(ws, as_of, **kw):
+    """Persona discovery with saving (the default model): wall and CPU seconds; CPU time
+    says more on a shared machine, where K-means' threads wait for the cores."""
+    from segmentum.personas.run import discover_personas, save_personas
+
+    cpu = time.process_time()
+    s, res = _timed(lambda: discover_personas(ws, as_of, seed=0, **kw))
+    s_save, _ = _timed(lambda: save_personas(ws, res, replace=True))
+    return {"seconds": s + s_save, "cpu_seconds": time.process_time() - cpu,
+            "rows": res.contacts, "k": res.k}
+
+
+def step_persona_k7(ws, as_of):
+    return _persona(ws, as_of, k=7)
+
+
+def step_persona_auto(ws, as_of):
+    return _persona(ws, as_of, auto=True)
+
+
 # -- segment baselines (pandas, PostgreSQL): see segments_baselines.py --------------------------
 # The data folder (the generated Parquet files) comes from SEGMENTUM_BENCH_DATA, the database
 # from SEGMENTUM_BENCH_PG (a DSN; benchmarks/postgres.py starts a cluster). The rfm / clv score
