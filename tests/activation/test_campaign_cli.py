@@ -68,28 +68,11 @@ def test_create_send_resend_show_report(shop):
             "name": "welcome-back",
             "action": "created",
         }
-        dry = cli(
-            shop,
-            "campaign",
-            "send",
-            "welcome-back",
-            "--as-of",
-            "2026-11-02T09:30:00Z",
-            "--dry-run",
-            "--json",
-        )
+        send = ("campaign", "send", "welcome-back", "--as-of", "2026-11-02T09:30:00Z", "--json")
+        dry = cli(shop, *send, "--dry-run")
         assert dry["dry_run"] and dry["audience"] == 100 and smtp.messages == []
         assert dry["outcomes"]["scheduled"] + dry["outcomes"]["control"] == 100
-        sent = cli(
-            shop,
-            "campaign",
-            "send",
-            "welcome-back",
-            "--as-of",
-            "2026-11-02T09:30:00Z",
-            "--json",
-            process=True,
-        )
+        sent = cli(shop, *send, process=True)
         assert sent["run"] == "2026-11-02T09:00:00Z" and sent["planned_now"]
         assert sent["outcomes"]["sent"] == dry["outcomes"]["scheduled"] == len(smtp.messages)
         subjects = sorted(m["Subject"] for m in smtp.messages)
