@@ -30,12 +30,12 @@ from urllib.parse import parse_qsl, quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from segmentum.errors import SegmentumError, UsageError
 from segmentum.service.api._base import plain
-from segmentum.web import assets
+from segmentum.web import assets, builder
 from segmentum.web.security import LoginRequired, web_user
 
 __all__ = ["web_router", "run", "page", "partial", "form_data", "is_htmx", "env", "NAV"]
@@ -96,13 +96,15 @@ def env() -> Environment:
     e = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
+        undefined=ChainableUndefined,  # an optional key the library left out renders empty
         trim_blocks=True,
         lstrip_blocks=True,
     )
     e.filters.update(number=_number, pct=_pct, when=_when, json_data=_tojson_attr,
-                     urlq=lambda v: quote(str(v), safe=""))
-    e.globals.update(nav=NAV, vendor_missing=assets.missing, build_hint=assets.BUILD_HINT)
+                     urlq=lambda v: quote(str(v), safe=""), tuple_pair=lambda v: (v, v),
+                     first_pair=lambda p: (p[0], p[0]))
+    e.globals.update(nav=NAV, vendor_missing=assets.missing, build_hint=assets.BUILD_HINT,
+                     B=builder, label_of=builder.node_label)
     return e
 
 

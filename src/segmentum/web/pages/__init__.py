@@ -7,6 +7,6 @@ __all__ = ["routers"]
 
 
 def routers() -> list:
-    from segmentum.web.pages import dashboard, login, rfm
+    from segmentum.web.pages import cohorts, dashboard, login, rfm, segments
 
-    return [login.router, dashboard.router, rfm.router]
+    return [login.router, dashboard.router, rfm.router, cohorts.router, segments.router]

@@ -4,8 +4,10 @@
 //  - the rule editor: a mirror behind the textarea underlines the error the server found
 //    at its line and column (data-* attributes of #rule-problems), while the text is the
 //    text that was checked;
-//  - preview requests carry an editor id and a sequence number, so the server can drop a
-//    count that a newer edit has made stale before it runs (see segmentum.web.previews).
+//  - live counts (<div data-count-url=... data-form=...>): after each change (debounced) the
+//    form is posted with a sequence number; a newer change aborts the request in flight
+//    (AbortController) and the server drops or interrupts the stale count
+//    (segmentum.web.previews), so a slow count never runs on after the rule changed.
 (function () {
   "use strict";
 
@@ -80,16 +82,56 @@
     if (editor) editor.querySelector(".mirror").scrollTop = ev.target.scrollTop;
   }, true);
 
-  // -- preview sequence numbers -----------------------------------------------------------
-  var seq = 0;
-  window.segmentumPreviewSeq = function () { seq += 1; return seq; };
+  // -- live counts ------------------------------------------------------------------------
+  function applyFragment(panel, html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    tpl.content.querySelectorAll("[hx-swap-oob]").forEach(function (oob) {
+      oob.removeAttribute("hx-swap-oob");
+      var old = oob.id && document.getElementById(oob.id);
+      if (old) old.replaceWith(oob); else oob.remove();
+    });
+    panel.replaceChildren(tpl.content);
+    panel.removeAttribute("aria-busy");
+    paintEditors(document);
+  }
+
+  function countPanel(panel) {
+    if (panel.dataset.live === "1") return;
+    panel.dataset.live = "1";
+    var form = document.getElementById(panel.dataset.form);
+    var controller = null, timer = null, seq = 0;
+    function send() {
+      if (controller) controller.abort();
+      controller = new AbortController();
+      var body = new URLSearchParams(new FormData(form));
+      seq += 1;
+      body.set("seq", String(seq));
+      panel.setAttribute("aria-busy", "true");
+      fetch(panel.dataset.countUrl, {
+        method: "POST", body: body, signal: controller.signal,
+        headers: { "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded" }
+      }).then(function (r) { return r.status === 204 ? null : r.text(); })
+        .then(function (html) { if (html !== null) applyFragment(panel, html); })
+        .catch(function (err) {
+          if (err.name !== "AbortError") panel.textContent = "The count could not be made (" + err.message + "): change the rule to try again.";
+        });
+    }
+    function later(ms) { clearTimeout(timer); timer = setTimeout(send, ms); }
+    form.addEventListener("input", function () { later(500); });
+    form.addEventListener("change", function () { later(150); });
+    document.body.addEventListener("rule-changed", function () { later(0); });
+    send();
+  }
 
   function ready(root) {
     drawCharts(root);
     paintEditors(root);
+    root.querySelectorAll("[data-count-url]").forEach(countPanel);
   }
 
   document.addEventListener("DOMContentLoaded", function () { ready(document); });
-  document.addEventListener("htmx:afterSettle", function (ev) { ready(document); });
+  document.addEventListener("htmx:afterSettle", function () { ready(document); });
+  document.addEventListener("htmx:oobAfterSwap", function () { paintEditors(document); });
   window.addEventListener("load", function () { drawCharts(document); });
 })();
