@@ -377,7 +377,7 @@ class SendSummary:
     """What a :meth:`Sender.deliver` call did."""
 
     outcomes: Counter = dc.field(default_factory=Counter)  # this call's results per outcome
-    recovered: Counter = dc.field(default_factory=Counter)  # results of dead claims it resolved
+    recovered: Counter = dc.field(default_factory=Counter)  # dead claims resolved (and released)
     retried_unknown: int = 0
     not_configured: Counter = dc.field(default_factory=Counter)  # due rows per unknown channel
     seconds: float = 0.0
@@ -436,7 +436,8 @@ class Sender:
     # -- recovery ------------------------------------------------------------------------
     def recover(self) -> Counter:
         """Resolve the claims of Senders that died (see the module doc) and fold every
-        finished result into ``deliveries``. Returns the resolved outcomes."""
+        finished result into ``deliveries``. Returns the resolved outcomes, and how many
+        claimed messages were ``released`` (never attempted: they wait to be sent)."""
         if not _has_rows(self.wh, ATTEMPTS):
             return Counter()
         with workspace_lock(self.ws):
@@ -457,6 +458,7 @@ class Sender:
                     res = _from_journal(r["key"], last.get(r["key"]), same_boot)
                     if res is None:
                         released.append(r["key"])
+                        resolved["released"] += 1  # never handed to a channel: waits again
                     else:
                         results.append(res)
                         resolved[res.state] += 1

@@ -121,7 +121,9 @@ def _print_summary(s: dict, file: str | None) -> None:
         console.print("Resolved after an interrupted send: "
                       + ", ".join(f"{k} {v:,}" for k, v in s["recovered"].items())
                       + (". Unknown ones are not resent: see --retry-unknown."
-                         if "unknown" in s["recovered"] else "."), highlight=False)
+                         if "unknown" in s["recovered"] else ".")
+                      + (" Released ones were never handed to a channel and went out now."
+                         if "released" in s["recovered"] else ""), highlight=False)
     for channel, n in s["not_configured"].items():
         console.print(f"[yellow]{n:,} due messages wait for channel {channel!r}, which "
                       f"{file or 'segmentum.yaml'} does not configure.[/]", highlight=False)
