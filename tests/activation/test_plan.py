@@ -199,3 +199,17 @@ def test_planned_equals_sum_of_outcomes(shop, pct, global_pct, ids, transactiona
     got = [d for batch in plan.batches(reserve=False, size=17) for d in batch]
     assert len(got) == len(set(ids)) == sum(plan.counts().values())
     assert len({d.contact_id for d in got}) == len(got)
+
+
+def test_record_puts_every_decision_in_the_log_once(shop):
+    from segmentum.activation.delivery import DeliveryLog
+    from segmentum.activation.message import Origin
+
+    origin = Origin("trigger", "t2", "occ-2")
+    c = campaign("control_pct: 0\n")
+    nobody = plan_send(shop, c, ["C0001", "C0002"], RUN, origin=origin)  # no consent: no message
+    assert nobody.record() == {"no_consent": 2}
+    assert DeliveryLog(shop).outcomes(origin) == {"no_consent": 2}
+    some = plan_send(shop, c, ["C0000", "C0001", "C0009"], RUN, origin=origin)
+    assert some.record() == {"no_consent": 1, "scheduled": 2}
+    assert DeliveryLog(shop).outcomes(origin) == {"no_consent": 2, "scheduled": 2}  # C0001 once

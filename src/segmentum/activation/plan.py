@@ -92,6 +92,20 @@ class Plan:
             self._decisions = [d for batch in self.batches(reserve=True) for d in batch]
         return self._decisions
 
+    def record(self) -> dict[str, int]:
+        """Put every decision in the delivery log (the caps reserved as it goes) and return
+        the outcome counts: a key already in the log adds nothing. What a campaign's run
+        and a trigger's send do."""
+        from segmentum.activation.delivery import PENDING, DeliveryLog
+
+        log = DeliveryLog(self.ws)
+        for batch in self.batches(reserve=True):
+            if not self.campaign.transactional:  # the cap reservation wrote these already
+                batch = [d for d in batch if d.outcome not in PENDING]
+            log.record_plan(batch, origin=self.origin, channel=self.campaign.channel,
+                            at=self.run_at)
+        return self.counts()
+
     def first_counts(self) -> Counter:
         """Outcomes after the warehouse stage (before send times, rendering and caps)."""
         return Counter(self.rows.column("outcome").to_pylist())

@@ -121,18 +121,13 @@ def _check_channel(channel, campaign: Campaign) -> None:
 
 
 def _record(ws, plan) -> None:
-    """Every batch of decisions into the delivery log, then the control assignments."""
+    """Every decision into the delivery log, then the control assignments."""
     import ibis
     import pyarrow as pa
 
     from segmentum.activation.control_groups import ControlGroups
-    from segmentum.activation.delivery import PENDING, DeliveryLog
 
-    log = DeliveryLog(ws)
-    for batch in plan.batches(reserve=True):
-        if not plan.campaign.transactional:  # the cap reservation wrote the messages already
-            batch = [d for d in batch if d.outcome not in PENDING]
-        log.record_plan(batch, origin=plan.origin, channel=plan.campaign.channel, at=plan.run_at)
+    plan.record()
     arms = plan.rows.select(["contact_id", "arm"])
     ControlGroups(ws).record(
         plan.campaign.name,
