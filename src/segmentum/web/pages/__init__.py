@@ -7,6 +7,7 @@ __all__ = ["routers"]
 
 
 def routers() -> list:
-    from segmentum.web.pages import cohorts, dashboard, login, rfm, segments
+    from segmentum.web.pages import cohorts, contacts, dashboard, login, personas, rfm, segments
 
-    return [login.router, dashboard.router, rfm.router, cohorts.router, segments.router]
+    return [login.router, dashboard.router, rfm.router, cohorts.router, segments.router,
+            contacts.router, personas.router]
