@@ -51,6 +51,8 @@ class Applied:
     held: int = 0
     released: int = 0
     links: int = 0
+    event_types: set[str] = field(default_factory=set)  # types of the events stored
+    received_from: str | None = None  # the earliest receivedAt of the run's messages
 
 
 class _Rows:
@@ -90,7 +92,8 @@ def apply_records(ws, records: list[LogRecord], config: MappingConfig) -> Applie
             resolver.hold(message, offset)
         else:
             rows.add(message, contact, offset, config)
-    done = Applied(len(records), records[-1].offset if records else None, released=released)
+    done = Applied(len(records), records[-1].offset if records else None, released=released,
+                   received_from=min((m["receivedAt"] for _, m in messages if m.get("receivedAt")), default=None))
     with wh.transaction():
         # a run applied again replaces what it quarantined the first time
         wh.raw.execute(
@@ -146,6 +149,8 @@ def _load(ws, kind: str, source: str, pairs: list[tuple[Offset, dict]], done: Ap
     done.accepted[kind] = done.accepted.get(kind, 0) + report.accepted
     done.quarantined[kind] = done.quarantined.get(kind, 0) + report.quarantined
     done.contacts.update(row["contact_id"] for _, row in pairs if "contact_id" in row)
+    if kind == "events":
+        done.event_types.update(row["type"] for _, row in pairs if row.get("type"))
     if report.quarantined:
         ws.warehouse.raw.execute(
             "UPDATE _quarantine SET line = p.position FROM "

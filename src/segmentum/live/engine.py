@@ -38,6 +38,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+import ibis
+
 from segmentum.live.contact_eval import ContactEvaluator
 from segmentum.live.dependencies import Change, Dependencies, affected, dependencies
 from segmentum.live.freshness import FreshnessTable
@@ -67,6 +69,7 @@ class Evaluation:
     triggers: int = 0
     seconds: float = 0.0
     disagreements: dict[str, int] = dc.field(default_factory=dict)
+    due: _dt.datetime | None = None  # timers: the earliest exact due time handled
 
     def to_dict(self) -> dict:
         return dc.asdict(self)
@@ -143,11 +146,15 @@ class LiveSegments:
 
     # -- start ------------------------------------------------------------------------------
     def start(self) -> Evaluation | None:
-        """Baseline: segments never evaluated live get a full refresh (and their timers)."""
+        """Baseline: segments never evaluated live get a full refresh (and their timers);
+        triggers catch up on anything recorded but not fired before a crash."""
         known = self.freshness.rows()
         todo = [n for n in self.names() if n not in known]
         self.run_due()
-        return self.full_refresh(todo) if todo else None
+        if todo:
+            return self.full_refresh(todo, all_timers=True)
+        self._fire(self._as_of())  # what a crash left between recording and firing
+        return None
 
     # -- after a stored batch ---------------------------------------------------------------
     def on_change(self, change: Change) -> Evaluation:
@@ -155,7 +162,7 @@ class LiveSegments:
         self.run_due()
         names = affected(self.rules.deps, change)
         if change.contacts is None:
-            return self.full_refresh(names, kind="change")
+            return self.full_refresh(names, kind="change", all_timers=True)
         T = self._as_of()
         ev = self.evaluate(names, sorted(change.contacts), T, kind="change")
         # every other segment is also up to date as of T: nothing it reads changed
@@ -171,13 +178,14 @@ class LiveSegments:
         upto = upto or self.now()
         out = []
         while (due := self.timers.first_due(upto)) is not None:  # an evaluation sets new timers
-            at, per_segment = due
+            at, first, per_segment = due
             T = self._as_of(at)
             names = sorted(n for n in per_segment if n in self.rules.checked)
             if len(names) < len(per_segment):  # timers of segments deleted meanwhile
                 self.timers.forget(set(per_segment) - set(names))
             contacts = sorted({c for n in names for c in per_segment[n]})
             ev = self.evaluate(names, contacts, T, kind="timers")
+            ev.due = first
             with self.wh.transaction():  # handled, whatever the evaluation found
                 self.timers.handled(names, contacts, T)
             out.append(ev)
@@ -193,16 +201,7 @@ class LiveSegments:
         ev = Evaluation(kind, T, list(names), len(contacts))
         if not names or not contacts:
             return ev
-        rules = self.rules
-        data = rules.evaluator.fetch(contacts, T)
-        ok, members, due = [], set(), {}
-        for name in names:
-            try:
-                members |= rules.evaluator.evaluate([name], data, T)
-                due.update(rules.evaluator.next_change([name], data, T))
-                ok.append(name)
-            except Exception as exc:  # noqa: BLE001 - one failing segment must not stop the others
-                ev.failed[name] = f"{type(exc).__name__}: {exc}"
+        ok, members, due = self._members(names, contacts, T, ev.failed)
         with self.wh.transaction():
             changes = SegmentStore(self.ws).apply_contacts(ok, T, contacts, members)
             self.timers.replace(ok, contacts, _due_table(due))
@@ -213,6 +212,30 @@ class LiveSegments:
         if changes:
             ev.triggers = self._fire(T)
         return self._done(ev, started)
+
+    def _members(self, names: list[str], contacts: list[str], T: _dt.datetime, failed: dict[str, str]):
+        """(segments evaluated, their (segment, contact) members, their timers); a segment
+        that fails goes to ``failed`` and the others on. The contacts' rows are read once for
+        all segments, or segment by segment when that read fails (to find which)."""
+        rules = self.rules
+        try:
+            data = rules.evaluator.fetch(contacts, T)
+            each = [(name, lambda: (rules.evaluator, data)) for name in names]
+        except Exception:  # noqa: BLE001 - isolated below, segment by segment
+            def alone(name):
+                one = ContactEvaluator(rules.engine.catalog, {name: rules.checked[name]})
+                return one, one.fetch(contacts, T)
+            each = [(name, lambda name=name: alone(name)) for name in names]
+        ok, members, due = [], set(), {}
+        for name, rows in each:
+            try:
+                evaluator, d = rows()
+                members |= evaluator.evaluate([name], d, T)
+                due.update(evaluator.next_change([name], d, T))
+                ok.append(name)
+            except Exception as exc:  # noqa: BLE001 - one failing segment must not stop the others
+                failed[name] = f"{type(exc).__name__}: {exc}"
+        return ok, members, due
 
     def _done(self, ev: Evaluation, started: float) -> Evaluation:
         ev.seconds = time.perf_counter() - started
@@ -233,10 +256,12 @@ class LiveSegments:
         return sum(run.fired for run in fire(self.ws, T, kinds=SEGMENT_TRIGGERS))
 
     # -- full refresh: baseline, scores, the safety net --------------------------------------
-    def full_refresh(self, names: Iterable[str] | None = None, *, kind: str = "refresh") -> Evaluation:
+    def full_refresh(self, names: Iterable[str] | None = None, *, kind: str = "refresh",
+                     all_timers: bool = False) -> Evaluation:
         """Refresh ``names`` (default all) in full as of a second after the last evaluation,
         after the timers due by then: the entries and exits it records are contacts the live
-        path had wrong (reported, and alarmed), then every contact's timers are set."""
+        path had wrong (reported, and alarmed). The timers of the contacts it moved are set
+        again; with ``all_timers`` (a baseline, new scores) every contact's are."""
         started = time.perf_counter()
         names = list(self.names() if names is None else names)
         T = self._as_of(after=True)
@@ -257,7 +282,10 @@ class LiveSegments:
         baseline = {n for n in names if n not in self.freshness.rows()}
         ev.disagreements = {r.segment: r.entered + r.exited for r in results
                             if r.segment not in baseline and r.entered + r.exited}
-        ev.timers = self._all_timers(names, T)
+        if all_timers:
+            ev.timers = self._all_timers(names, T)
+        elif ev.entered or ev.exited:
+            ev.timers = self._moved_timers(names, T)
         with self.wh.transaction():
             self.freshness.refreshed({r.segment: (0 if r.segment in baseline else r.entered + r.exited)
                                       for r in results}, T)
@@ -279,10 +307,33 @@ class LiveSegments:
         with self.wh.transaction():
             return self.timers.replace(names, None, next_changes(comp, checked))
 
+    def fail_all(self, why: str) -> None:
+        """Every segment missed a change (its evaluation could not run at all): failing
+        until :meth:`retry_failing` refreshes them."""
+        names = self.names()
+        with self.wh.transaction():
+            self.freshness.evaluated(names, self.last_as_of or tick(self.now()), {n: why for n in names})
+        for name in names:
+            self.alarm("evaluation_failed", name, {"error": why})
+
+    def _moved_timers(self, names: list[str], T: _dt.datetime) -> int:
+        """The timers of the contacts a refresh as of T moved in or out of ``names``."""
+        m = self.wh.table("segment_memberships")
+        lit = ibis.literal(T, type="timestamp('UTC')")
+        moved = m.filter(m.segment.isin(names) & ((m.entered_at == lit) | (m.exited_at == lit)))
+        contacts = sorted(set(moved.contact_id.to_pyarrow().to_pylist()))
+        if not contacts:
+            return 0
+        evaluator = self.rules.evaluator
+        due = evaluator.next_change(names, evaluator.fetch(contacts, T), T)
+        with self.wh.transaction():
+            self.timers.replace(names, contacts, _due_table(due))
+        return len(due)
+
     def retry_failing(self) -> Evaluation | None:
         """A full refresh of the failing segments (they catch up on everything they missed)."""
         failing = [n for n in self.freshness.failing() if n in self.rules.checked]
-        return self.full_refresh(failing) if failing else None
+        return self.full_refresh(failing, all_timers=True) if failing else None
 
     # -- freshness ----------------------------------------------------------------------------
     def freshness_report(self, pending_since: _dt.datetime | None = None) -> list[dict]:
@@ -308,7 +359,6 @@ class LiveSegments:
 
 
 def _due_table(due: dict[tuple[str, str], _dt.datetime]):
-    import ibis
     import pyarrow as pa
 
     rows = [{"segment": s, "contact_id": c, "due_at": t} for (s, c), t in sorted(due.items())]

@@ -82,11 +82,34 @@ class _Sources:
     comp: Compiler
     T: _dt.datetime
     built: dict = dc.field(default_factory=dict)  # key -> (expr (#cid, at), set of segments)
+    values: dict = dc.field(default_factory=dict)  # key -> (x node, rule, offsets, segments)
 
     def add(self, key, segment: str, make) -> None:
         if key not in self.built:
             self.built[key] = (make(), set())
         self.built[key][1].add(segment)
+
+    def parts(self) -> list[tuple[ir.Table, set[str]]]:
+        """Every source as (cid, at) with its segments: rows sources first, then the value
+        sources, all read from one narrow wide table (only the facts the values need)."""
+        out = list(self.built.values())
+        if self.values:
+            comp = Compiler(self.comp.catalog, self.T, contacts=self.comp.contacts, exists="scan")
+            for x_node, rule, offsets, _ in self.values.values():
+                comp.add_value(x_node, rule)
+                if isinstance(offsets, _Days):
+                    comp.add_value(offsets.node, rule)
+            w = comp.wide
+            cols = {}
+            for i, (x_node, rule, offsets, _) in enumerate(self.values.values()):
+                x = comp.node_value(x_node, rule, "timestamp")
+                if x.type().is_date():
+                    x = x.cast(TS_UTC)
+                cols[f"x{i}"] = _after(offsets(x, rule, comp), self._T)
+            table = w.select(cid=w.k, **cols)
+            out += [(table.select("cid", at=table[f"x{i}"]), segments)
+                    for i, (*_, segments) in enumerate(self.values.values())]
+        return out
 
     # -- one per kind of moment ---------------------------------------------------------
     def rows(self, segment: str, node: A.Node, window: A.Node | None, fact_window=None) -> None:
@@ -107,14 +130,7 @@ class _Sources:
     def value(self, segment: str, rule: CheckedRule, x_node: A.Node, offsets) -> None:
         """Moments computed from a contact-level timestamp x: ``offsets(x)`` -> candidates."""
         key = ("value", x_node, offsets.key)
-
-        def make():
-            w = self.comp.wide
-            x = self.comp.node_value(x_node, rule, "timestamp")
-            if x.type().is_date():
-                x = x.cast(TS_UTC)
-            return w.select(cid=w.k, at=_after(offsets(x, rule, self.comp), self._T))
-        self.add(key, segment, make)
+        self.values.setdefault(key, (x_node, rule, offsets, set()))[3].add(segment)
 
     def contacts(self, segment: str, kind: str) -> None:
         def make():
@@ -187,13 +203,14 @@ def next_changes(comp: Compiler, rules: Mapping[str, CheckedRule]) -> ir.Table:
             _collect(src, name, r)
         src.contacts(name, "created")
     parts, mapping = [], []
-    for i, (expr, segments) in enumerate(src.built.values()):
+    for i, (expr, segments) in enumerate(src.parts()):
+        expr = expr.filter(expr.at.notnull())
+        expr = expr.group_by("cid").agg(at=expr.at.min())  # one row per contact and source
         parts.append(expr.select("cid", "at", src=ibis.literal(i, type="int32")))
         mapping += [{"src": i, "segment": s} for s in sorted(segments)]
     if not parts:
         return _empty()
     u = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
-    u = u.filter(u.at.notnull())
     m = ibis.memtable(pa.Table.from_pylist(mapping, schema=pa.schema(
         [("src", pa.int32()), ("segment", pa.string())])))
     j = u.join(m, "src")
@@ -293,19 +310,20 @@ class TimerTable:
         value = self.wh.table(TIMERS).due_at.min().to_pyarrow().as_py()
         return None if value is None else value.astimezone(_dt.UTC)
 
-    def first_due(self, upto: _dt.datetime) -> tuple[_dt.datetime, dict[str, list[str]]] | None:
-        """The earliest tick with timers due by ``upto``, and per segment the contacts due
-        at it (None: nothing due)."""
+    def first_due(self, upto: _dt.datetime) -> tuple[_dt.datetime, _dt.datetime, dict[str, list[str]]] | None:
+        """The earliest tick with timers due by ``upto``, the exact earliest due time, and
+        per segment the contacts due at that tick (None: nothing due)."""
         t = self.wh.table(TIMERS)
         first = t.filter(t.due_at <= ibis.literal(upto, type=TS_UTC)).due_at.min().to_pyarrow().as_py()
         if first is None:
             return None
-        at = tick(first.astimezone(_dt.UTC))
+        first = first.astimezone(_dt.UTC)
+        at = tick(first)
         t = t.filter(t.due_at <= ibis.literal(at, type=TS_UTC))  # the whole tick
         out: dict[str, list[str]] = {}
         for r in t.select("segment", "contact_id").to_pyarrow().to_pylist():
             out.setdefault(r["segment"], []).append(r["contact_id"])
-        return at, out
+        return at, first, out
 
     def handled(self, segments: list[str], contacts: list[str], at: _dt.datetime) -> None:
         """Drop the timers of ``segments`` x ``contacts`` due by ``at`` (an evaluation as of

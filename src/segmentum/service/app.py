@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from segmentum import web
-from segmentum.service import api, tracking
+from segmentum.service import api, live, tracking
 from segmentum.service.errors import install_error_handlers
 from segmentum.service.settings import ServeSettings
 from segmentum.service.state import ServiceState
@@ -48,6 +48,7 @@ def create_app(settings: ServeSettings | None = None, state: ServiceState | None
     install_error_handlers(app)
     app.router.routes.extend(tracking.routes)
     api.include(app)  # the REST API under /api (segmentum.service.api)
+    app.include_router(live.router)  # /metrics and /api/live/* (segmentum.service.live)
     web.mount(app)  # the web app at / and /static (segmentum.web)
 
     @app.get("/health", tags=["service"])

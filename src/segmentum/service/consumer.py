@@ -9,8 +9,10 @@ changes nothing (loads are upserts on ids derived from the messages). A run that
 to 30 s, and never skipped; ``last_error`` says why it waits.
 
 ``listeners`` are called on the consumer thread with each run's
-:class:`~segmentum.live.apply.Applied` (the contacts it touched, what it stored): the hook
-for work that must follow every stored batch, such as re-evaluating segments.
+:class:`~segmentum.live.apply.Applied` (the contacts it touched, what it stored), after the
+run is stored and before its position is committed: the hook for work that must follow
+every stored batch, such as re-evaluating segments. A crash before the commit applies the
+run again and calls them again; a listener that raises has the run retried.
 """
 
 from __future__ import annotations
@@ -81,12 +83,12 @@ class Consumer:
             return False
         started = time.perf_counter()
         applied = self.access.call(apply_records, records, self.mapping)
+        for listener in self.listeners:
+            listener(applied)
         self.log.commit(records[-1].offset)
         self.applied += len(records)
         self.runs += 1
         log.debug("applied %d records in %.2f s", len(records), time.perf_counter() - started)
-        for listener in self.listeners:
-            listener(applied)
         return True
 
     def stats(self) -> dict:

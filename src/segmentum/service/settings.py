@@ -43,6 +43,14 @@ class ServeSettings(BaseSettings):
     )
     fsync: bool = Field(default=True, description="off only for throwaway test servers")
     log_retention_hours: float = Field(default=24.0, ge=0)
+    # live segments (segmentum.service.live)
+    live: bool = Field(default=True, description="keep saved segments up to date from stored events")
+    live_tick_seconds: float = Field(default=0.2, gt=0, description="how often due timers are looked for")
+    live_lag_alarm_seconds: float = Field(default=60.0, gt=0, description="alarm when a segment lags more")
+    live_alarm_webhook: str | None = Field(default=None, description="URL alarms are POSTed to")
+    live_alarm_secret: str | None = Field(default=None, description="HMAC-SHA256 key signing alarm posts")
+    live_refresh_minutes: float = Field(default=60.0, ge=0, description="safety-net full refresh (0: off)")
+    live_scores_cron: str | None = Field(default="0 3 * * *", description="RFM and CLV recompute, cron in UTC")
 
     @property
     def workspace_path(self) -> Path:

@@ -9,6 +9,7 @@ current run, writes what the log has waiting, and closes the workspace.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from segmentum.errors import ConfigError
 from segmentum.live.dedup import DAY, Deduplicator
@@ -34,6 +35,7 @@ class ServiceState:
     keys: KeyStore
     limits: Limits
     mapping: MappingConfig
+    live: Any = None  # segmentum.service.live.LiveService, when settings.live
 
     @classmethod
     def open(cls, settings: ServeSettings) -> ServiceState:
@@ -63,17 +65,34 @@ class ServiceState:
                     part.close()
             raise
         consumer = Consumer(log, access, mapping, batch=settings.consumer_batch)
+        live = None
+        if settings.live:
+            from segmentum.service.live import LiveService
+
+            try:
+                live = LiveService(settings, access, log, consumer)
+            except BaseException:
+                for part in (intake, log, access):
+                    part.close()
+                raise
         return cls(settings, access, log, intake, consumer, KeyStore(keys_path(path)),
-                   settings.limits(), mapping)
+                   settings.limits(), mapping, live)
 
     def start(self) -> None:
+        if self.live is not None:
+            self.live.start()  # baseline and timers first: the consumer's first run is evaluated
         self.consumer.start()
 
     def close(self) -> None:
         self.consumer.stop()
+        if self.live is not None:
+            self.live.stop()
         self.intake.close()
         self.log.close()
         self.access.close()
 
     def health(self) -> dict:
-        return {"status": "ok", "log": self.log.stats(), "consumer": self.consumer.stats()}
+        out = {"status": "ok", "log": self.log.stats(), "consumer": self.consumer.stats()}
+        if self.live is not None:
+            out["live"] = self.live.stats()
+        return out
