@@ -44,10 +44,15 @@ def copy_workspace(base: Path, folder: Path) -> Path:
 
 
 class Api:
-    """httpx calls to a running server with one key."""
+    """httpx calls to a running server with one key (its URL read at each call: a restarted
+    server listens on another port)."""
 
-    def __init__(self, url: str, key: str | None):
-        self.url, self.key = url, key
+    def __init__(self, server: Server, key: str | None):
+        self.server, self.key = server, key
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def headers(self, extra=None) -> dict:
         return {**({"Authorization": f"Bearer {self.key}"} if self.key else {}), **(extra or {})}
@@ -73,6 +78,6 @@ def serve(workspace: Path) -> tuple[Server, dict[str, Api]]:
     """A started server on ``workspace`` and an Api per key scope (none = no key)."""
     keys = {s: new_key(workspace, s, s) for s in ("read", "write", "admin", "track")}
     server = Server(workspace, env={"SEGMENTUM_SERVE_FSYNC": "false"}).start()
-    apis = {s: Api(server.url, k) for s, k in keys.items()}
-    apis["none"] = Api(server.url, None)
+    apis = {s: Api(server, k) for s, k in keys.items()}
+    apis["none"] = Api(server, None)
     return server, apis
