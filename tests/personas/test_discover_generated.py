@@ -4,7 +4,7 @@
 end date. The planted groups are no purchase, three family groups by the child's age, and
 electronics, Home & Garden, fashion and car care buyers (see
 ``segmentum.data.generate._groups``): seven buyer groups, so K = 7. The adjusted Rand index
-against them must reach 0.6 (measured 0.70 with K = 7 and 0.67 with --auto, which picks K = 9;
+against them must reach 0.6 (measured 0.70 with K = 7 and 0.63 with --auto, which picks K = 10;
 printed when run with -s), and the description of every clean cluster (80% or more of one
 group) names what that group buys.
 """
