@@ -7,7 +7,8 @@ __all__ = ["routers"]
 
 
 def routers() -> list:
-    from segmentum.web.pages import cohorts, contacts, dashboard, login, personas, rfm, segments
+    from segmentum.web.pages import (
+        campaigns, cohorts, contacts, dashboard, login, personas, rfm, segments)
 
     return [login.router, dashboard.router, rfm.router, cohorts.router, segments.router,
-            contacts.router, personas.router]
+            contacts.router, personas.router, campaigns.router]
