@@ -183,6 +183,7 @@ RESERVE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_one_after_the_other_share_the_cap(ws):
     path = ws.config.path
     ws.close()

@@ -38,6 +38,7 @@ def shop(tmp_path, monkeypatch):
         yield tmp_path, sink
 
 
+@pytest.mark.slow
 def test_consent_then_send_then_list(shop):
     folder, sink = shop
     listed = json.loads(cli(folder, "channel", "list", "--json").stdout)
@@ -58,6 +59,7 @@ def test_consent_then_send_then_list(shop):
     assert [m["outcome"] for m in mine["messages"]] == ["unsubscribed"]
 
 
+@pytest.mark.slow
 def test_channel_test_and_errors_are_one_line(shop):
     folder, sink = shop
     out = json.loads(cli(folder, "channel", "test", "email", "--to", "ops@shop.test", "--json").stdout)
