@@ -8,7 +8,9 @@ __all__ = ["routers"]
 
 def routers() -> list:
     from segmentum.web.pages import (
-        campaigns, cohorts, contacts, dashboard, login, personas, rfm, segments)
+        campaigns, cohorts, contacts, dashboard, exports, inbox, login, personas, rfm, segments,
+        triggers)
 
     return [login.router, dashboard.router, rfm.router, cohorts.router, segments.router,
-            contacts.router, personas.router, campaigns.router]
+            contacts.router, personas.router, campaigns.router, triggers.router, exports.router,
+            inbox.router]
