@@ -292,7 +292,7 @@ class _Load:
         self.totals = dict.fromkeys(("input", "accepted", "quarantined", "suppressed", "inserted", "updated", "unchanged", "created"), 0)
         self.quality: dict[tuple, dict] = {}
         self.keys: list[np.ndarray] = []  # sorted key hashes of the earlier chunks
-        self.temps: set[str] = set()
+        self.open: list[_Temps] = []  # tables of the chunk being written (dropped if it fails)
         self.was_empty = not _has_rows(wh, tspec.kind)
 
     def chunk(self, read: ReadResult) -> None:
@@ -305,7 +305,7 @@ class _Load:
             except InputFileError as exc:  # say which mapping lines the file itself suggests
                 raise _with_fixes(exc, src, tspec.kind, self.m) from None
         checked = _validate(wh, tspec, staged, self.plan, self.m, self.create_contacts, read)
-        self.temps.update(checked.temp_tables)
+        self.open.append(checked.temp_tables)
         v, gone = drop_erased(wh, tspec.kind, checked.table)  # erased people's records
         self.totals["suppressed"] += gone
         ok = v.filter(v._reason.isnull())
@@ -337,8 +337,7 @@ class _Load:
                 self.quality[key]["count"] += q["count"]
             else:
                 self.quality[key] = q
-        for tmp in checked.temp_tables:
-            wh.raw.execute(f"DROP TABLE IF EXISTS {tmp}")
+        self.drop_temps()
 
     def _check_keys_are_new(self, ok: ir.Table) -> None:
         """Restart unless every accepted key of this chunk is new to the load."""
@@ -354,8 +353,9 @@ class _Load:
         """Contacts an earlier chunk created take this chunk's earlier first activity."""
         first = ok.group_by("contact_id").agg(_first=ok[self.tspec.time_column].min())
         name = f"_first_{self.tspec.kind}"
-        self.temps.add(name)
-        self.wh.temp_table(name, first)
+        temps = _Temps(self.wh, in_arrow=True)
+        self.open.append(temps)
+        temps.keep(name, first)
         self.wh.raw.execute(
             f"UPDATE contacts SET created_at = f._first FROM {name} f WHERE contacts.contact_id = f.contact_id "
             "AND contacts._loaded_at = $1 AND contacts._source = $2 AND f._first < contacts.created_at",
@@ -405,8 +405,9 @@ class _Load:
         return report
 
     def drop_temps(self) -> None:
-        for tmp in self.temps:
-            self.wh.raw.execute(f"DROP TABLE IF EXISTS {tmp}")
+        for temps in self.open:
+            temps.drop()
+        self.open.clear()
 
 
 class _Progress:
@@ -690,7 +691,7 @@ def _problem(col: Column, shown: ir.StringValue, present: ir.BooleanValue, value
 class _Checked:
     table: ir.Table  # every staged record with its parsed fields and _reason (null = accepted)
     new_contacts: ir.Table | None  # contact ids to create (--create-contacts)
-    temp_tables: list[str]
+    temp_tables: _Temps
     counted: list[Check]  # warn / clear checks; column _w_<name> holds each failing value
 
 
@@ -777,8 +778,8 @@ def _validate(wh, tspec: TableSpec, staged: ir.Table, plan: _Plan, m: Mapping, c
     if derived and derived[0] in plan.derived:
         t = _derive_id(t, tspec, derived)
     name = f"_checked_{tspec.kind}"
-    t = wh.temp_table(name, t)
-    temps = [name]
+    temps = _Temps(wh, in_arrow=read.chunked)
+    t = temps.keep(name, t)
     t = _flag_duplicates(wh, t, tspec, temps)
     t = _fill_from_stored(wh, t, tspec, temps)
     t, new_contacts = _flag_unknown_keys(wh, t, tspec, create_contacts, temps)
@@ -823,9 +824,35 @@ def _derive_id(t: ir.Table, tspec: TableSpec, derived: tuple[str, str]) -> ir.Ta
     return t.mutate(**{col: ibis.ifelse(t._reason.isnull(), prefix + key.hexdigest("md5").substr(0, 20), ibis.null(dt.string))}).drop("_ordinal")
 
 
-def _materialise(wh, t: ir.Table, name: str, temps: list[str]) -> ir.Table:
-    temps.append(name)
-    return wh.temp_table(name, t)
+class _Temps(list):
+    """The tables one chunk's checks materialise, by name. Inside a load's transaction a
+    dropped DuckDB temporary table keeps its memory until the commit (a rollback could need
+    it), so a chunk of a file read in several keeps its tables as Arrow tables the warehouse
+    reads in place, freed when the chunk is done."""
+
+    def __init__(self, wh, in_arrow: bool):
+        super().__init__()
+        self.wh, self.in_arrow = wh, in_arrow
+
+    def keep(self, name: str, t: ir.Table) -> ir.Table:
+        self.append(name)
+        if not self.in_arrow:
+            return self.wh.temp_table(name, t)
+        table = t.to_pyarrow()
+        self.wh.raw.register(name, table)
+        return self.wh.con.table(name)
+
+    def drop(self) -> None:
+        for name in self:
+            if self.in_arrow:
+                self.wh.raw.unregister(name)
+            else:
+                self.wh.raw.execute(f"DROP TABLE IF EXISTS {name}")
+        self.clear()
+
+
+def _materialise(wh, t: ir.Table, name: str, temps: _Temps) -> ir.Table:
+    return temps.keep(name, t)
 
 
 def _flag_duplicates(wh, t: ir.Table, tspec: TableSpec, temps: list[str]) -> ir.Table:
