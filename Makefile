@@ -31,9 +31,14 @@ web-assets: $(WEB_VENDOR)
 
 install: $(VENV)/.installed $(WEB_VENDOR)
 
+# plus the demo's local SMTP sink and Segment client
+$(VENV)/.installed-demo: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[demo]'
+	touch $@
+
 ## Build the demo workspace (./segmentum.duckdb) from generated data, show what it holds, then
 ## serve the web app on it and print its URL (Ctrl-C stops). LIVE=1 adds simulated visitors.
-demo: $(VENV)/.installed $(WEB_VENDOR)
+demo: $(VENV)/.installed-demo $(WEB_VENDOR)
 	$(BIN)/segmentum demo $(ARGS)
 	$(BIN)/python -m segmentum.web.demo $(if $(LIVE),--live)
 

@@ -182,9 +182,12 @@ def _explain(ws, rule: Any, contact: str, as_of: str) -> dict:
 
 
 def _refresh(ws, names: list[str] | None) -> dict:
+    """Refresh as of the data (triggers fire), then send what the triggers queued."""
     from segmentum.service.api.segments import _refresh as api_refresh
+    from segmentum.web.pages.triggers import deliver_due
 
-    return api_refresh(ws, names, _default_as_of(ws))
+    done = api_refresh(ws, names, _default_as_of(ws))
+    return {**done, "delivered": deliver_due(ws) if done["triggers"] else None}
 
 
 def _delete(ws, name: str) -> None:

@@ -54,11 +54,23 @@ def _save(ws, doc: dict, by: str) -> dict:
     return _save_trigger(ws, json.dumps(doc), f"web:{by}", None)
 
 
-def _fire(ws) -> list[dict]:
+def _fire(ws) -> dict:
     from segmentum.service.api.activation import _fire as api_fire
     from segmentum.service.schemas.activation import FireRequest
 
-    return api_fire(ws, FireRequest())
+    return {"runs": api_fire(ws, FireRequest()), "delivered": deliver_due(ws)}
+
+
+def deliver_due(ws) -> dict | None:
+    """Send the messages now due in the delivery log (what triggers just queued), through
+    the configured channels; None when no channel is configured."""
+    from segmentum.activation.channels import load_channels
+    from segmentum.activation.delivery import Sender
+
+    channels = load_channels(ws)
+    if not channels:
+        return None
+    return Sender(ws, channels).deliver().to_dict()
 
 
 @router.get("/triggers")
@@ -84,7 +96,7 @@ async def create(request: Request):
 @router.post("/triggers/fire")
 async def fire(request: Request):
     require(request, "write")
-    return partial(request, "triggers/fired.html", runs=await run(request, _fire))
+    return partial(request, "triggers/fired.html", f=await run(request, _fire))
 
 
 @router.get("/triggers/{name}")
