@@ -239,8 +239,22 @@ def test_clv_is_a_model_too_its_horizon_is_meaning_and_its_as_of_data(shop):
         compute_clv(shop, as_of=T, horizon_days=90)
     assert info.value.details["segments"] == ["likely"] and "--name clv90" in info.value.hint
     res = compute_clv(shop, as_of=T, horizon_days=90, name="clv90")
+    # refitted without settings: the model's own (90 days), not the defaults
+    assert compute_clv(shop, as_of="2024-07-08", name="clv90").horizon_days == 90
     assert res.table == "clv90" and shop.warehouse.has_table("clv90_models")
     assert set(shop.table("clv90").horizon_days.to_pandas()) == {90.0}
     assert set(shop.table("clv").horizon_days.to_pandas()) == {365.0}
     count = SegmentEngine(shop).count("clv90.expected_purchases > 0.1", as_of=T)
     assert count == int((shop.table("clv90").to_pandas().expected_purchases > 0.1).sum())
+
+
+def test_without_settings_a_model_is_refreshed_with_its_own(shop):
+    compute_rfm(shop, as_of=T, levels=5, monetary="mean", replace=True)
+    res = compute_rfm(shop, as_of="2024-07-10")  # e.g. the service's scheduled recompute
+    assert res.written.status == "refreshed" and res.levels == 5 and res.monetary == "mean"
+    fixed = {"levels": 3, "recency": [30, 90], "monetary": [50.5, 200]}
+    compute_rfm(shop, as_of=T, thresholds=fixed, replace=True)
+    res = compute_rfm(shop, as_of="2024-07-10")
+    assert res.written.status == "refreshed"
+    assert res.edges["recency"] == [30, 90] and res.edges["monetary"] == [50.5, 200.0]
+    assert compute_rfm(shop, as_of=T, levels=3, replace=True).written.status == "replaced"

@@ -92,11 +92,13 @@ def fit_cmd(
     workspace: WorkspaceOpt = None,
     as_of: DataAsOfOpt = None,
     horizon_days: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--horizon-days", min=1, help="Forecast window for expected purchases and value."
+            "--horizon-days", min=1, show_default=False,
+            help="Forecast window for expected purchases and value. Default 365; without "
+            "--horizon-days and --model the model is refitted with its own settings.",
         ),
-    ] = 365,
+    ] = None,
     model: ModelOpt = None,
     name: model_name_option("clv", "clv90.p_alive") = "clv",
     replace: ReplaceOpt = False,
@@ -122,7 +124,7 @@ def fit_cmd(
         return
     title = f"CLV models as of {result.as_of:%Y-%m-%d %H:%M} UTC"
     console.print(_params_table(title, info["models"]))
-    console.print(_scores_table(info, horizon_days))
+    console.print(_scores_table(info, int(result.horizon_days)))
     for note in info["notes"]:
         console.print(note, style="dim")
     console.print(

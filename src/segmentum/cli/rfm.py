@@ -47,8 +47,12 @@ LevelsOpt = Annotated[
     ),
 ]
 MonetaryOpt = Annotated[
-    str,
-    typer.Option("--monetary", help="Monetary value: 'sum' of completed orders or their 'mean'."),
+    str | None,
+    typer.Option(
+        "--monetary",
+        help="Monetary value: 'sum' of completed orders or their 'mean'. Default sum.",
+        show_default=False,
+    ),
 ]
 ThresholdsOpt = Annotated[
     str | None,
@@ -225,7 +229,7 @@ def rfm(
     workspace: WorkspaceOpt = None,
     levels: LevelsOpt = None,
     as_of: DataAsOfOpt = None,
-    monetary: MonetaryOpt = "sum",
+    monetary: MonetaryOpt = None,
     thresholds: ThresholdsOpt = None,
     segment_map: SegmentMapOpt = None,
     out: OutOpt = None,
@@ -233,7 +237,11 @@ def rfm(
     replace: ReplaceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score every contact, write the model `rfm` (or --name) and print the summary."""
+    """Score every contact, write the model `rfm` (or --name) and print the summary.
+
+    Without --levels, --monetary, --thresholds or --segment-map the model is refreshed with
+    the settings it was computed with (3 levels, sum, quantiles, the default map for a new
+    one)."""
     if ctx.invoked_subcommand is not None:
         return
     from segmentum.analytics.rfm import compute_rfm
@@ -243,7 +251,7 @@ def rfm(
         res = compute_rfm(
             ws,
             as_of=chosen.time,
-            levels=_levels_of(levels, thresholds),
+            levels=levels,
             monetary=monetary,
             thresholds=thresholds,
             segment_map=segment_map,
@@ -269,7 +277,7 @@ def migration(
     ] = "cell",
     workspace: WorkspaceOpt = None,
     levels: LevelsOpt = None,
-    monetary: MonetaryOpt = "sum",
+    monetary: MonetaryOpt = None,
     thresholds: ThresholdsOpt = None,
     segment_map: SegmentMapOpt = None,
     as_json: JsonOpt = False,
@@ -288,7 +296,7 @@ def migration(
             end,
             by=by,
             levels=_levels_of(levels, thresholds),
-            monetary=monetary,
+            monetary=monetary or "sum",
             thresholds=thresholds,
             segment_map=segment_map,
         )

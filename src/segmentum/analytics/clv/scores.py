@@ -39,7 +39,7 @@ from segmentum.analytics.clv.gamma_gamma import GammaGamma, discounted_expected_
 from segmentum.analytics.clv.purchase_models import DEFAULT_MODEL, purchase_model
 from segmentum.analytics.clv.summary import summary_from_orders, to_utc_timestamp
 from segmentum.errors import UsageError, WorkspaceError
-from segmentum.segments.models import ModelSpec, ModelWrite, writing
+from segmentum.segments.models import ModelRegistry, ModelSpec, ModelWrite, writing
 
 __all__ = [
     "ClvResult",
@@ -151,13 +151,13 @@ def by_buyer_type(scores: pd.DataFrame) -> pd.DataFrame:
 def compute_clv(
     ws,
     as_of: Any = None,
-    horizon_days: float = 365,
+    horizon_days: float | None = None,
     *,
-    unit_days: float = 7,
-    annual_discount_rate: float = 0.0,
-    penalizer: float = 0.0,
+    unit_days: float | None = None,
+    annual_discount_rate: float | None = None,
+    penalizer: float | None = None,
     write: bool = True,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     name: str = CLV_TABLE,
     replace: bool = False,
 ) -> ClvResult:
@@ -170,8 +170,18 @@ def compute_clv(
     ``write=False`` computes without touching the workspace. ``name`` is the model written
     (table ``name`` and ``name_models``); a model, horizon, time unit or discount rate other
     than the model ``name`` has is refused while saved segments read it, unless ``replace``
-    (:func:`segmentum.segments.models.writing`).
+    (:func:`segmentum.segments.models.writing`). With none of ``horizon_days``,
+    ``unit_days``, ``annual_discount_rate``, ``penalizer`` and ``model`` given, the model
+    ``name`` is refreshed with the settings it was fitted with (for a new one: 365 days,
+    weeks, no discount, no penalizer, the BG/NBD); otherwise the others take those defaults.
     """
+    given = {"horizon_days": horizon_days, "unit_days": unit_days, "model": model,
+             "annual_discount_rate": annual_discount_rate, "penalizer": penalizer}
+    settings = _settings(ws, name, given)
+    horizon_days, unit_days, annual_discount_rate, penalizer, model = (
+        settings[k] for k in ("horizon_days", "unit_days", "annual_discount_rate", "penalizer",
+                              "model")
+    )
     if not (isinstance(horizon_days, int | float) and horizon_days > 0):
         raise UsageError(
             f"horizon_days must be a number of days above 0. Got {horizon_days!r} instead."
@@ -199,6 +209,18 @@ def compute_clv(
             _write(ws, result, name)
     result.table, result.written = name, written
     return result
+
+
+_DEFAULTS = {"horizon_days": 365, "unit_days": 7, "annual_discount_rate": 0.0,
+             "penalizer": 0.0, "model": DEFAULT_MODEL}
+
+
+def _settings(ws, name: str, given: dict) -> dict:
+    """The settings given, the others by default; none given: the model's recorded ones."""
+    recorded = ModelRegistry(ws).get(name) if all(v is None for v in given.values()) else None
+    if recorded is not None and recorded.kind == "clv" and recorded.meaning is not None:
+        given = {**recorded.meaning, "penalizer": recorded.settings.get("penalizer")}
+    return {k: default if given.get(k) is None else given[k] for k, default in _DEFAULTS.items()}
 
 
 def _fit(ws, fitted, as_of_ts, horizon_days, unit_days, annual_discount_rate, penalizer):

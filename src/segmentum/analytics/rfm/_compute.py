@@ -21,7 +21,7 @@ import pandas as pd
 from segmentum.analytics.rfm._model import RFM, RFM_COLUMNS, load_thresholds, to_utc
 from segmentum.analytics.rfm._segment_map import NO_ORDERS, OTHER, SegmentMap
 from segmentum.errors import UsageError, WorkspaceError
-from segmentum.segments.models import ModelSpec, ModelWrite, writing
+from segmentum.segments.models import ModelRegistry, ModelSpec, ModelWrite, writing
 
 __all__ = [
     "NOT_YET_A_CONTACT",
@@ -96,8 +96,8 @@ def _check_out(out: str | os.PathLike | None) -> str | None:
 def compute_rfm(
     ws,
     as_of=None,
-    levels: int | None = 3,
-    monetary: str = "sum",
+    levels: int | None = None,
+    monetary: str | None = None,
     thresholds=None,
     segment_map=None,
     *,
@@ -108,12 +108,19 @@ def compute_rfm(
     """Score every contact as of ``as_of`` and write the model ``name`` (table ``rfm`` by
     default); return the summaries.
 
-    ``levels=None`` takes the levels of the thresholds file (3 without one). Other levels,
-    monetary, thresholds or segment map than the model ``name`` has are refused while saved
-    segments read it, unless ``replace`` (see :func:`segmentum.segments.models.writing`).
-    ``out`` also writes the per-contact table to a ``.csv`` or ``.parquet`` file.
+    With none of ``levels``, ``monetary``, ``thresholds``, ``segment_map`` given, the model
+    ``name`` is refreshed with the settings it was computed with (the defaults for a new
+    one: 3 levels, sum, quantiles, the default map); otherwise the settings given count,
+    the others taking their defaults (``levels=None``: the thresholds file's, else 3).
+    Other levels, monetary, thresholds or segment map than the model ``name`` has are
+    refused while saved segments read it, unless ``replace`` (see
+    :func:`segmentum.segments.models.writing`). ``out`` also writes the per-contact table
+    to a ``.csv`` or ``.parquet`` file.
     """
     fmt = _check_out(out)
+    if all(v is None for v in (levels, monetary, thresholds, segment_map)):
+        levels, monetary, thresholds, segment_map = recorded_settings(ws, name)
+    monetary = "sum" if monetary is None else monetary
     if levels is None:
         levels = load_thresholds(thresholds)[0] if thresholds is not None else 3
     model = RFM(levels=levels, monetary=monetary, thresholds=thresholds, segment_map=segment_map)
@@ -157,12 +164,29 @@ def compute_rfm(
 
 
 def _settings(model: RFM) -> dict:
-    """What a run records beside its meaning: where the thresholds and the map came from."""
+    """What a run records beside its meaning: where the thresholds and the map came from
+    (a map given as data is kept whole, so that a refresh can use it again)."""
     def source(value):
-        return None if value is None else "dict" if isinstance(value, dict) else os.fspath(value)
+        if value is None or isinstance(value, dict):
+            return None
+        return os.path.abspath(os.fspath(value))
 
     return {**model.meaning(), "thresholds_file": source(model.thresholds),
-            "segment_map_file": source(model.segment_map)}
+            "segment_map_file": source(model.segment_map),
+            "segment_map_data": model.segment_map if isinstance(model.segment_map, dict) else None}
+
+
+def recorded_settings(ws, name: str = "rfm") -> tuple:
+    """(levels, monetary, thresholds, segment_map) the RFM model ``name`` was computed with,
+    as :func:`compute_rfm` takes them (all None for a model the registry has not recorded)."""
+    model = ModelRegistry(ws).get(name)
+    if model is None or model.meaning is None or model.kind != "rfm":
+        return None, None, None, None
+    meaning, settings = model.meaning, model.settings
+    fixed = meaning.get("thresholds")
+    thresholds = {"levels": meaning["levels"], **fixed} if isinstance(fixed, dict) else None
+    segment_map = settings.get("segment_map_data") or settings.get("segment_map_file")
+    return meaning["levels"], meaning["monetary"], thresholds, segment_map
 
 
 def summarise(scored, segmap: SegmentMap) -> tuple[pd.DataFrame, pd.DataFrame]:
