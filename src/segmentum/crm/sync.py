@@ -23,6 +23,35 @@ KINDS = ("contacts", "deals", "orders", "order_items", "products", "events")
 MAX_RECORDS = 10_000
 
 
+_INT64 = 2**63
+
+
+def _check_value(value: Any, index: int, key: str) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise UsageError(f"records[{index}].{key}: the number {value} does not fit 64 bits.",
+                         field=f"records[{index}].{key}", index=index)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_value(v, index, f"{key}.{k}")
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_value(v, index, key)
+
+
+def _check_records(records: list[Mapping[str, Any]]) -> None:
+    """Field names a table can hold and numbers a column can hold, or a UsageError naming
+    the record and the key (a field name is the request's shape, not one record's data)."""
+    for i, r in enumerate(records):
+        for key, value in r.items():
+            if not isinstance(key, str) or not key.strip() or any(ord(c) < 32 or ord(c) == 127 for c in key):
+                raise UsageError(f"records[{i}] has the field name {str(key)[:40]!r}: a field name is "
+                                 "non-empty text without control characters.",
+                                 field=f"records[{i}]", index=i)
+            _check_value(value, i, key)
+
+
 def _suppressed(ws, kind: str, records: list[Mapping[str, Any]]) -> set[int]:
     """Indexes of the records that carry an erased identifier."""
     from segmentum.privacy.tombstones import erased_hashes, hashes_of, identifier_values, salt
@@ -61,6 +90,7 @@ def sync_records(ws, kind: str, records: list[Mapping[str, Any]], *, source: str
     if len(records) > MAX_RECORDS:
         raise UsageError(f"At most {MAX_RECORDS:,} records per request, not {len(records):,}.",
                          hint="Split the records over several requests.", field="records")
+    _check_records(records)
     gone = _suppressed(ws, kind, records)
     keep = [i for i in range(len(records)) if i not in gone]
     answers: list[dict] = [{"index": i, "status": "suppressed",

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -144,7 +145,7 @@ async def list_segments(request: Request, q: str | None = Query(None, max_length
 @router.post("", status_code=201, response_model=SegmentPublic, dependencies=[WRITE])
 async def create_segment(request: Request, body: SegmentCreate, response: Response):
     """Check and save a segment; run a refresh to record its members."""
-    response.headers["Location"] = f"/api/segments/{body.name}"
+    response.headers["Location"] = f"/api/segments/{quote(body.name, safe='')}"
     return await on_workspace(request, _save, body.name, body.rule, body.description, replace=False)
 
 
