@@ -9,6 +9,8 @@
     deps.py        FastAPI dependencies: the service, key scopes, the workspace
     errors.py      library errors -> HTTP answers, at the edge
     tracking.py    the Segment-compatible tracking routes (/v1/...)
+    api/           the REST API under /api, one router per resource (segments, contacts,
+                   analytics, personas, activation, crm); schemas/: their pydantic shapes
     app.py         create_app(): the application, its routers and lifespan
     server.py      serve(): uvicorn on the app, the serve file written and removed
 
