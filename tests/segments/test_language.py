@@ -185,6 +185,7 @@ def test_syntax_error_as_text_and_as_data():
         parse('gender = "F"\n  and cuont(orders) > 1')
     err = info.value
     assert err.to_dict() == {
+        "code": "rule_syntax",
         "message": 'unknown function "cuont"',
         "line": 2,
         "column": 7,
