@@ -258,3 +258,18 @@ def test_without_settings_a_model_is_refreshed_with_its_own(shop):
     assert res.written.status == "refreshed"
     assert res.edges["recency"] == [30, 90] and res.edges["monetary"] == [50.5, 200.0]
     assert compute_rfm(shop, as_of=T, levels=3, replace=True).written.status == "replaced"
+
+
+def test_replace_says_which_segments_no_longer_check(shop):
+    # an rfm table from before the registry, with a column of its own a rule reads
+    old = shop.table("rfm").to_pandas().assign(custom=1)
+    wh = shop.warehouse
+    wh.raw.execute("DROP TABLE models")
+    wh.raw.execute("DROP VIEW rfm")
+    wh.replace_table("rfm", old)
+    SegmentEngine(shop).create("custom", "rfm.custom = 1 and rfm.levels = 3")
+    res = compute_rfm(shop, as_of=T, replace=True)
+    impact = {i.segment: i for i in res.written.impact}
+    assert impact["best"].checks
+    assert not impact["custom"].checks and 'unknown field "rfm.custom"' in impact["custom"].error
+    assert SegmentEngine(shop).get("custom").pins == {"rfm": None}  # not re-pinned
