@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import orjson
+
 from segmentum.data.ingest import load_records
 from segmentum.live.apply import apply_records
 from segmentum.live.log import LogRecord, Offset
-from segmentum.live.mapping import MappingConfig, contact_row, rows_for, snake_case
+from segmentum.live.mapping import EVENT_COLUMNS, EventTable, MappingConfig, contact_row, rows_for, snake_case
 from segmentum.live.spec import Limits, messages_of
 
 RECEIVED = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
@@ -158,3 +160,38 @@ def test_configured_event_types(ws):
                                   {"type": "page", "userId": "u1"},
                                   {"type": "track", "userId": "u1", "event": "Coupon Entered"}), config)
     assert sorted(r[0] for r in rows(ws, "events", "type")) == ["coupon_entered", "product_view", "web_page"]
+
+
+def test_event_rows_gathered_as_one_table_are_the_rows_of_each_message():
+    messages = [orjson.loads(r.value) for r in Log().records(
+        {"type": "page", "userId": "u1", "name": "Home", "messageId": "p1", "context": {"page": {"url": "https://s/"}}},
+        {"type": "page", "userId": "u1", "messageId": "p2", "properties": {"url": None}},
+        {"type": "track", "userId": "u1", "event": "Product Viewed", "messageId": "t1",
+         "context": {"os": {"name": "Android"}}, "properties": {"sku": {"id": 7}, "brand": True, "price": 9.5,
+                                                                "event": "mine"}},
+        {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"plan": "pro"}, "messageId": "g1"},
+        {"type": "screen", "anonymousId": "a1", "userId": "u1", "name": "Cart", "messageId": "s1"},
+    )]
+    table = EventTable(MappingConfig())
+    for i, m in enumerate(messages):
+        table.add(m, "u1", i)
+    got = [{k: v for k, v in row.items() if v is not None} for row in table.table().to_pylist()]
+    assert got == [rows_for(m, "u1", MappingConfig())[0][1] for m in messages]
+    assert table.positions == [0, 1, 2, 3, 4]
+    track = got[2]
+    assert (track["type"], track["device_os"], track["brand"]) == ("product_view", "Android", "true")
+    props = json.loads(track["properties"])
+    assert props["sku"] == {"id": 7} and "sku" not in track  # an object stays a property
+    assert props["event"] == "Product Viewed" and props["price"] == 9.5  # the message's name wins
+    assert json.loads(got[1]["properties"])["url"] is None and "url" not in got[1]
+    assert json.loads(got[3]["properties"])["traits"] == {"plan": "pro"}
+    assert list(table.table().column_names) == [c for c in EVENT_COLUMNS if c not in ("category", "sku", "campaign_id", "query")]  # no value: no column
+
+
+def test_context_fields_of_the_wrong_shape_do_not_stop_the_run(ws):
+    done = apply_records(ws, Log().records(
+        {"type": "page", "userId": "u1", "messageId": "p1", "context": {"page": "home", "os": "iOS"}},
+        {"type": "track", "userId": "u1", "event": "Signed In", "messageId": "t1", "context": {"os": ["x"]}},
+    ), MappingConfig())
+    assert done.accepted["events"] == 2
+    assert rows(ws, "events", "event_id", "device_os", "url") == [("web:p1", None, None), ("web:t1", None, None)]

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from segmentum.data.schema import EVENT_PROPERTY_COLUMNS
 
@@ -46,6 +47,11 @@ __all__ = [
     "snake_case",
     "contact_row",
     "rows_for",
+    "is_event",
+    "other_rows",
+    "EVENT_COLUMNS",
+    "event_values",
+    "EventTable",
 ]
 
 # The Segment Spec's event names (e-commerce, e-mail, mobile) for the types the workspace,
@@ -151,6 +157,18 @@ def _attributes(key: str, value: Any) -> dict[str, Any]:
 # -- events and orders ----------------------------------------------------------------------
 def rows_for(message: dict, contact_id: str, config: MappingConfig) -> list[tuple[str, dict]]:
     """The ``(kind, row)`` pairs one message becomes for the contact it resolved to."""
+    rows = [("events", _event_row(message, contact_id, config))] if is_event(message) else []
+    return rows + other_rows(message, contact_id, config)
+
+
+def is_event(message: dict) -> bool:
+    """Whether a message becomes an events row (track, page, screen, group)."""
+    return message["type"] not in ("identify", "alias")
+
+
+def other_rows(message: dict, contact_id: str, config: MappingConfig) -> list[tuple[str, dict]]:
+    """The rows of a message besides its events row: an identify's contact, an order's order
+    and lines."""
     kind = message["type"]
     if kind == "identify":
         context = message.get("context") or {}
@@ -159,48 +177,87 @@ def rows_for(message: dict, contact_id: str, config: MappingConfig) -> list[tupl
         if isinstance(context.get("timezone"), str) and "timezone" not in traits:
             traits["timezone"] = context["timezone"]  # analytics.js and the mobile SDKs send it
         return [("contacts", contact_row(contact_id, traits))]
-    if kind == "alias":
-        return []
-    rows = [("events", _event_row(message, contact_id, config))]
     if kind == "track" and message.get("event") == config.order_event:
-        rows += _order_rows(message, contact_id)
-    return rows
+        return _order_rows(message, contact_id)
+    return []
+
+
+EVENT_COLUMNS = ("event_id", "contact_id", "type", "occurred_at", "source", *EVENT_PROPERTY_COLUMNS, "properties")
+_PROMOTED = {name: i for i, name in enumerate(EVENT_PROPERTY_COLUMNS) if name != "device_os"}
+_DEVICE_OS = EVENT_PROPERTY_COLUMNS.index("device_os")
+# message fields kept in the properties JSON, in this order (the group's traits after group_id)
+_KEPT = (("anonymousId", "anonymous_id"), ("event", "event"), ("name", "name"), ("groupId", "group_id"))
 
 
 def _event_row(message: dict, contact_id: str, config: MappingConfig) -> dict[str, Any]:
-    props = dict(message.get("properties") or {})
-    context = message.get("context") or {}
-    row: dict[str, Any] = {
-        "event_id": f"{message['source']}:{message['messageId']}",
-        "contact_id": contact_id,
-        "type": config.type_of(message),
-        "occurred_at": message["timestamp"],
-        "source": message["source"],
-    }
-    if message["type"] == "page" and props.get("url") is None:
-        props["url"] = (context.get("page") or {}).get("url")
-    for name in EVENT_PROPERTY_COLUMNS:
-        if name == "device_os":
-            value = _text((context.get("os") or {}).get("name"))
-        else:
-            value = _text(props.get(name))
-            if value is not None:
-                del props[name]
-        if value is not None:
-            row[name] = value
-    extra = {
-        "context": context or None,
-        "message_id": message["messageId"],
-        "anonymous_id": message.get("anonymousId"),
-        "event": message.get("event"),
-        "name": message.get("name"),
-        "group_id": message.get("groupId"),
-        "traits": message.get("traits") if message["type"] == "group" else None,
-        **{ours: message.get(theirs) for theirs, ours in _TIMES.items()},
-    }
-    props.update({k: v for k, v in extra.items() if v is not None})
-    row["properties"] = orjson.dumps(props).decode()  # as text: each event keeps its own keys
+    values = event_values(message, contact_id, config.type_of(message))
+    row = {name: value for name, value in zip(EVENT_COLUMNS, values) if value is not None}
+    row["properties"] = row["properties"].decode()
     return row
+
+
+def _object(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def event_values(message: dict, contact_id: str, type_name: str) -> tuple:
+    """The events row of one message as a tuple in :data:`EVENT_COLUMNS` order (None where
+    the row has no value; ``properties`` as UTF-8 JSON bytes)."""
+    kind = message["type"]
+    props = dict(message.get("properties") or ())
+    context = message.get("context") or {}
+    if kind == "page" and props.get("url") is None:
+        props["url"] = _object(context.get("page")).get("url")
+    promoted: list[str | None] = [None] * len(EVENT_PROPERTY_COLUMNS)
+    promoted[_DEVICE_OS] = _text(_object(context.get("os")).get("name"))
+    for name in _PROMOTED.keys() & props.keys():
+        if (value := _text(props[name])) is not None:
+            del props[name]
+            promoted[_PROMOTED[name]] = value
+    if context:
+        props["context"] = context
+    props["message_id"] = message["messageId"]
+    for theirs, ours in _KEPT:
+        if (value := message.get(theirs)) is not None:
+            props[ours] = value
+    if kind == "group" and (traits := message.get("traits")) is not None:
+        props["traits"] = traits
+    for theirs, ours in _TIMES.items():
+        if (value := message.get(theirs)) is not None:
+            props[ours] = value
+    return (f"{message['source']}:{message['messageId']}", contact_id, type_name, message["timestamp"],
+            message["source"], *promoted, orjson.dumps(props))  # JSON text: each event its own keys
+
+
+class EventTable:
+    """The events rows of many messages, gathered row by row as tuples and handed over as
+    one Arrow table (columns with no value at all left out, as a list of rows has them)."""
+
+    def __init__(self, config: MappingConfig):
+        self.config = config
+        self.rows: list[tuple] = []
+        self.positions: list[int] = []  # the intake-log position each row came from
+        self._types: dict[tuple[str, Any], str] = {}  # (type, event name) -> event type
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, message: dict, contact_id: str, position: int) -> None:
+        name = (message["type"], message.get("event") if message["type"] == "track" else None)
+        kind = self._types.get(name)
+        if kind is None:
+            kind = self._types[name] = self.config.type_of(message)
+        self.rows.append(event_values(message, contact_id, kind))
+        self.positions.append(position)
+
+    def table(self) -> pa.Table:
+        if not self.rows:
+            return pa.table({name: pa.array([], pa.string()) for name in EVENT_COLUMNS})
+        columns = {
+            name: pa.array(values, pa.string())
+            for name, values in zip(EVENT_COLUMNS, zip(*self.rows, strict=True), strict=True)
+        }
+        return pa.table({n: c for n, c in columns.items() if c.null_count < len(c)})
 
 
 def _order_rows(message: dict, contact_id: str) -> list[tuple[str, dict]]:
