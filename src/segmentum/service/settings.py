@@ -37,7 +37,7 @@ class ServeSettings(BaseSettings):
     # overload: beyond these a request gets 429 with Retry-After instead of memory
     max_inflight: int = Field(default=256, ge=1, description="tracking requests being handled at once")
     max_backlog: int = Field(default=5_000_000, ge=1, description="events stored but not yet applied")
-    consumer_batch: int = Field(default=20_000, ge=1, description="log records applied per run")
+    consumer_batch: int = Field(default=50_000, ge=1, description="log records applied per run, at most")
     event_types: str | None = Field(
         default=None, description="YAML file: Segment event name (or page/screen/group) -> event type"
     )
