@@ -109,7 +109,7 @@ def _preview(ws, doc: dict, contact_id: str, as_of: str | None) -> dict:
 
     campaign = loads_campaign(json.dumps({**doc, "name": doc.get("name") or "preview"}), "the form")
     template = _template(ws, campaign)
-    T = to_utc(as_of)
+    T = to_utc(as_of or None)
     contexts = contact_context(ws, [contact_id], T, fields=template.fields,
                                recommendations=template.recommendations)
     if contact_id not in contexts:

@@ -102,6 +102,7 @@
     var form = document.getElementById(panel.dataset.form);
     var controller = null, timer = null, seq = 0;
     function send() {
+      panel.dataset.state = "busy";
       if (controller) controller.abort();
       controller = new AbortController();
       var body = new URLSearchParams(new FormData(form));
@@ -112,12 +113,22 @@
         method: "POST", body: body, signal: controller.signal,
         headers: { "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded" }
       }).then(function (r) { return r.status === 204 ? null : r.text(); })
-        .then(function (html) { if (html !== null) applyFragment(panel, html); })
+        .then(function (html) {
+          if (html !== null) applyFragment(panel, html);
+          if (html !== null || !timer) panel.dataset.state = "idle";
+        })
         .catch(function (err) {
-          if (err.name !== "AbortError") panel.textContent = "The count could not be made (" + err.message + "): change the rule to try again.";
+          if (err.name === "AbortError") return;
+          panel.textContent = "The count could not be made (" + err.message + "): change the rule to try again.";
+          panel.dataset.state = "idle";
         });
+      timer = null;
     }
-    function later(ms) { clearTimeout(timer); timer = setTimeout(send, ms); }
+    function later(ms) {
+      panel.dataset.state = "pending";
+      clearTimeout(timer);
+      timer = setTimeout(send, ms);
+    }
     form.addEventListener("input", function () { later(500); });
     form.addEventListener("change", function () { later(150); });
     document.body.addEventListener("rule-changed", function () { later(0); });
