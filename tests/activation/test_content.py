@@ -190,3 +190,29 @@ def test_context_reads_custom_attributes_and_leaves_out_nulls_and_unknown_ids(sh
     assert ctx["C1"]["loyalty"] == "gold"
     assert "first_name" not in ctx["C2"]
     assert not any(k.startswith("_") for k in ctx["C1"])
+
+
+def test_contacts_with_the_same_values_share_one_render():
+    t = Template.from_mapping("d", {"subject": "{{ first_name }}", "text": "Hi {{ first_name }} {{ n }}",
+                                    "html": "<b>{{ tags | join(',') }}</b>"})
+    contexts = {
+        "A": {"contact_id": "A", "first_name": "Ann", "n": 1, "tags": ["x"], "city": "Oslo"},
+        "B": {"contact_id": "B", "first_name": "Ann", "n": 1, "tags": ["x"], "city": "Rome"},
+        "C": {"contact_id": "C", "first_name": "Ann", "n": True, "tags": ["x"]},
+        "D": {"contact_id": "D", "first_name": "Ann", "n": 1.0, "tags": ["x"]},
+        "E": {"contact_id": "E", "n": 1, "tags": []},
+        "F": {"contact_id": "F", "n": 1, "tags": []},
+    }
+    out = render_batch(t, contexts)
+    assert out["A"] is out["B"]  # city is not in the template: one render for both
+    assert (out["C"].text, out["D"].text) == ("Hi Ann True", "Hi Ann 1.0")  # 1 == True == 1.0
+    assert [out[c].to_dict()["contact_id"] for c in "EF"] == ["E", "F"]  # each error its own
+    for cid, ctx in contexts.items():
+        if cid not in "EF":
+            assert out[cid] == render(t, ctx, contact_id=cid)
+
+
+def test_context_reads_only_the_columns_asked_for(shop):
+    ctx = contact_context(shop, ["C1", "C2"], T, fields={"first_name", "rfm"},
+                          columns={"first_name", "rfm", "no_such_column"})
+    assert ctx == {"C1": {"contact_id": "C1", "first_name": "Ann"}, "C2": {"contact_id": "C2"}}

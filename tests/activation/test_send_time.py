@@ -13,6 +13,7 @@ from segmentum.activation.send_time import (
     best_hours,
     choose_hours,
     explore_draw,
+    hour_scores,
     next_send_time,
     next_send_times,
 )
@@ -118,6 +119,26 @@ def test_exploration_share_is_deterministic_and_near_its_target():
     assert same < 0.2 * sources.count("explore")
     u, k = explore_draw("s", "C1", day)
     assert 0 <= u < 1 and k >= 0
+
+
+def test_warehouse_choice_is_the_python_rule(make_ws):
+    """best_hours draws explorers and their hours in the warehouse: the same as choose_hours."""
+    ids = [f"K{i:04d}" for i in range(1500)]
+    ws = make_ws(contacts=[dict(contact_id=c, created_at="2024-01-01T00:00:00Z") for c in ids])
+    cfg = SendTimeConfig(explore_share=0.25, salt="agree")
+    got = hours_of(best_hours(ws, "email", T, config=cfg))
+    hours, sources = choose_hours(ids, [None] * len(ids), [0] * len(ids), cfg.explore_hours[0],
+                                  T.date(), cfg)
+    assert [got[c][:3:2] for c in ids] == list(zip(hours, sources, strict=True))
+    assert 300 < sources.count("explore") < 450
+
+
+def test_hour_scores_count_each_hour_and_smooth_its_neighbours(shop):
+    rows = hour_scores(shop, "email", T).to_pyarrow().to_pylist()
+    a = {r["hour"]: r for r in rows if r["contact_id"] == "A"}
+    assert sorted(a) == [19, 20, 21]  # machine opens left out; neighbours get half
+    assert (a[20]["n"], a[19]["n"], a[21]["n"]) == (5, 0, 0)
+    assert a[19]["score"] == pytest.approx(a[20]["score"] / 2)
 
 
 def test_next_send_time_in_the_contacts_zone():

@@ -29,7 +29,8 @@ the warehouse: the contact's columns (canonical and custom attributes) at the to
 ``rfm`` and ``clv`` (their rows as of the time), ``persona`` (the discovered persona),
 ``segments`` (names of the saved segments the contact is in at that time) and
 ``recommendations`` (products: sku, name, category, brand, price), each read only when a
-template refers to it.
+template refers to it (a plan also reads only the contact columns the template names).
+:func:`render_batch` renders once per distinct set of the values a template uses.
 
     >>> t = find_template("welcome", [campaign_dir, workspace_dir(ws)])
     >>> contexts = contact_context(ws, ["C0000001", "C0000002"], "2026-11-01", fields=t.fields)
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses as dc
 import datetime as _dt
-import decimal
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -271,7 +271,9 @@ def _compile(name: str, part: str, src: Source) -> jinja2.Template:
             file_line=src.first_line + line - 1,
             hint="check the {{ }} / {% %} tags on that line",
         ) from None
-    return env.template_class.from_code(env, code, env.make_globals(None))
+    # a plain dict of globals: Jinja's default ChainMap is iterated on every render (twice),
+    # which costs half of a short part's render time
+    return env.template_class.from_code(env, code, dict(env.globals))
 
 
 def _recommendations(value: Any, file: str, lines) -> int:
@@ -522,30 +524,74 @@ def render_batch(
     template: Template, contexts: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Rendered | RenderError]:
     """Every contact's message: ``{contact_id: Rendered | RenderError}`` (an error is one
-    contact's outcome, never the batch's)."""
+    contact's outcome, never the batch's).
+
+    A message depends only on the values of the names the template uses
+    (:attr:`Template.fields`), so contacts with the same values share one render: a
+    newsletter using ``first_name`` and ``city`` renders once per distinct pair. An error
+    is rendered again for each contact, so it names that contact."""
     out: dict[str, Rendered | RenderError] = {}
+    done: dict[tuple, Rendered] = {}
+    fields = sorted(template.fields)
     for contact_id, context in contexts.items():
-        try:
-            out[contact_id] = render(template, context, contact_id=contact_id)
-        except RenderError as exc:
-            out[contact_id] = exc
+        key = _context_key(context, fields)
+        got = done.get(key) if key is not None else None
+        if got is None:
+            try:
+                got = render(template, context, contact_id=contact_id)
+            except RenderError as exc:
+                out[contact_id] = exc
+                continue
+            if key is not None:
+                done[key] = got
+        out[contact_id] = got
     return out
 
 
+_ABSENT = object()  # a field the context lacks (null values are left out of contexts)
+
+
+def _context_key(context: Mapping[str, Any], fields: Sequence[str]) -> tuple | None:
+    """The values of ``fields`` in ``context`` as one hashable key (None: unhashable)."""
+    try:
+        key = tuple(_frozen(context.get(f, _ABSENT)) for f in fields)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a context value that equals another only when both render
+    alike (1, 1.0 and True are equal in Python, so non-text values carry their type)."""
+    if type(value) is str:
+        return value
+    if isinstance(value, Mapping):
+        items = tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+        return (type(value), getattr(value, "path", None), items)
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_frozen(v) for v in value))
+    return (type(value), value)
+
+
 # -- contexts --------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return value
+def _values(column: pa.ChunkedArray) -> list:
+    """A column's values as Python objects (decimals as floats)."""
+    values = column.to_pylist()
+    if pa.types.is_decimal(column.type):
+        return [None if v is None else float(v) for v in values]
+    return values
 
 
-def _row(values: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, Any]:
-    """A row without nulls (a null is a missing field) and without the workspace's own columns."""
-    skip = set(skip)
+def _rows(table: pa.Table, skip: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """contact_id -> the row without nulls (a null is a missing field), without the
+    workspace's own columns and without ``skip``; read column by column."""
+    names = [n for n in table.column_names if not n.startswith("_") and n not in set(skip)]
+    columns = [_values(table.column(n)) for n in names]
+    ids = table.column("contact_id").to_pylist()
     return {
-        k: _plain(v)
-        for k, v in values.items()
-        if v is not None and not k.startswith("_") and k not in skip
+        cid: {n: v for n, v in zip(names, values, strict=True) if v is not None}
+        for cid, *values in zip(ids, *columns, strict=True)
     }
 
 
@@ -573,8 +619,7 @@ def _latest_rows(wh, table: str, ids: ir.Table, T: _dt.datetime) -> dict[str, di
         t = t.filter(t.as_of <= ibis.literal(T, type="timestamp('UTC')"))
         t = t.mutate(_rank=ibis.row_number().over(group_by="contact_id", order_by=ibis.desc("as_of")))
         t = t.filter(t._rank == 0).drop("_rank")
-    rows = t.semi_join(ids, "contact_id").to_pyarrow().to_pylist()
-    return {r["contact_id"]: r for r in rows}
+    return _rows(t.semi_join(ids, "contact_id").to_pyarrow())
 
 
 def _segments_of(wh, ids: ir.Table, T: _dt.datetime) -> dict[str, list[str]]:
@@ -609,6 +654,7 @@ def iter_contexts(
     as_of: Any = None,
     *,
     fields: Iterable[str] | None = None,
+    columns: Iterable[str] | None = None,
     recommendations: int = 0,
     exclude_skus: Mapping[str, Iterable[str]] | Iterable[str] | None = None,
     batch_size: int = BATCH,
@@ -617,8 +663,8 @@ def iter_contexts(
     ids = _id_list(contact_ids)
     for start in range(0, len(ids), batch_size):
         yield _context_batch(
-            ws, ids[start : start + batch_size], to_utc(as_of), fields, recommendations,
-            exclude_skus,
+            ws, ids[start : start + batch_size], to_utc(as_of), fields, columns,
+            recommendations, exclude_skus,
         )
 
 
@@ -628,6 +674,7 @@ def contact_context(
     as_of: Any = None,
     *,
     fields: Iterable[str] | None = None,
+    columns: Iterable[str] | None = None,
     recommendations: int = 0,
     exclude_skus: Mapping[str, Iterable[str]] | Iterable[str] | None = None,
     batch_size: int = BATCH,
@@ -636,30 +683,34 @@ def contact_context(
 
     ``fields``: the names a template uses (``Template.fields``); the namespaces of
     :data:`NAMESPACES` not among them are not read (None: all of them).
+    ``columns``: the contact columns to read (None: all; ``contact_id`` always), e.g.
+    ``Template.fields`` again when the context only feeds that template (a plan does).
     ``recommendations``: how many products to recommend (0: none); ``exclude_skus`` also
     keeps these out (for everyone, or per contact id: e.g. the trigger's product).
     """
     out: dict[str, dict[str, Any]] = {}
     for batch in iter_contexts(
-        ws, contact_ids, as_of, fields=fields, recommendations=recommendations,
+        ws, contact_ids, as_of, fields=fields, columns=columns, recommendations=recommendations,
         exclude_skus=exclude_skus, batch_size=batch_size,
     ):
         out.update(batch)
     return out
 
 
-def _context_batch(ws, ids: list[str], T, fields, k, exclude) -> dict[str, dict[str, Any]]:
+def _context_batch(ws, ids: list[str], T, fields, columns, k, exclude) -> dict[str, dict[str, Any]]:
     wh = ws.warehouse
     want = set(NAMESPACES) if fields is None else set(fields)
     table = _ids_table(ids)
     c = wh.table("contacts")
-    contacts = c.semi_join(table, "contact_id").to_pyarrow().to_pylist()
-    out = {r["contact_id"]: _row(r) for r in contacts}
+    if columns is not None:
+        c = c.select("contact_id", *[n for n in c.columns if n in set(columns) and n != "contact_id"])
+    out = _rows(c.semi_join(table, "contact_id").to_pyarrow())
     for name in ("rfm", "clv"):
         if name in want:
             for cid, row in _latest_rows(wh, name, table, T).items():
                 if cid in out:
-                    out[cid][name] = Fields(name, _row(row, skip=("contact_id",)))
+                    row.pop("contact_id")
+                    out[cid][name] = Fields(name, row)
     if "persona" in want:
         for cid, row in _latest_rows(wh, "personas", table, T).items():
             if cid in out and row.get("persona") is not None:

@@ -36,6 +36,7 @@ import dataclasses as dc
 import datetime as _dt
 import hashlib
 import math
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -147,13 +148,14 @@ def _zone_column(c: ir.Table, zones: dict[str, str], fallback: str) -> ir.Value:
     return tz.fill_null(fallback)
 
 
-def hour_scores(ws, channel: Any, as_of: Any = None, config: SendTimeConfig | None = None) -> ir.Table:
-    """Per contact and local hour: ``score`` (decayed, smoothed weight) and ``n`` (events
-    counted in that hour), an Ibis expression over the events (nothing is read yet)."""
-    config = config or SendTimeConfig()
-    T = to_utc(as_of)
+def _weights(ws, channel: Any, T: _dt.datetime, config: SendTimeConfig,
+             zones: tuple[ir.Table, dict[str, str]], *, counts: bool = False) -> ir.Table:
+    """One row per contact with counted events: ``n`` (how many), ``w0`` .. ``w23`` (the
+    decayed weight of its events in each local hour) and with ``counts`` ``n0`` .. ``n23``
+    (events per hour). One group-by over the events: a row per contact and hour, then
+    regrouped, costs three times as much."""
+    offsets, names = zones
     wh = ws.warehouse
-    offsets, zones = _offsets(wh, T, config)
     e = wh.table("events")
     since = T - _dt.timedelta(days=config.lookback_days)
     e = e.filter(
@@ -165,7 +167,7 @@ def hour_scores(ws, channel: Any, as_of: Any = None, config: SendTimeConfig | No
         machine = wh.json_value(e.properties, MACHINE_OPEN, "boolean")
         e = e.filter(machine.isnull() | ~machine)
     c = wh.table("contacts")
-    c = c.select("contact_id", tz=_zone_column(c, zones, config.fallback_timezone))
+    c = c.select("contact_id", tz=_zone_column(c, names, config.fallback_timezone))
     e = e.select("contact_id", "occurred_at").join(c, "contact_id")
     e = e.mutate(day=e.occurred_at.date()).join(offsets, ["tz", "day"])
     secs = e.occurred_at.epoch_seconds()
@@ -175,35 +177,49 @@ def hour_scores(ws, channel: Any, as_of: Any = None, config: SendTimeConfig | No
         hour=((secs + e.offset_s) % 86_400 / 3600).floor().cast("int64"),
         w=(age_days * -math.log(2) / config.half_life_days).exp(),
     )
-    g = e.group_by(["contact_id", "hour"]).agg(w=e.w.sum(), n=e.count())
-    # each hour also gets half the weight of its two neighbours (hours wrap round midnight)
-    shifted = [
-        g.select("contact_id", hour=(g.hour + d) % 24, score=g.w * f, n=g.n * int(d == 0))
-        for d, f in ((0, 1.0), (1, 0.5), (-1 + 24, 0.5))
+    aggs = {f"w{h}": (e.hour == h).ifelse(e.w, 0.0).sum() for h in range(24)}
+    if counts:
+        aggs |= {f"n{h}": (e.hour == h).cast("int64").sum() for h in range(24)}
+    return e.group_by("contact_id").agg(n=e.count(), **aggs)
+
+
+def _smoothed(t: ir.Table) -> list[ir.FloatingValue]:
+    """Each local hour's score: its weight and half the weight of its two neighbours
+    (hours wrap round midnight; opens scatter around the habitual minute)."""
+    return [t[f"w{h}"] + (t[f"w{(h - 1) % 24}"] + t[f"w{(h + 1) % 24}"]) * 0.5 for h in range(24)]
+
+
+def hour_scores(ws, channel: Any, as_of: Any = None, config: SendTimeConfig | None = None) -> ir.Table:
+    """Per contact and local hour: ``score`` (decayed, smoothed weight) and ``n`` (events
+    counted in that hour), an Ibis expression over the events (nothing is read yet)."""
+    config = config or SendTimeConfig()
+    T = to_utc(as_of)
+    w = _weights(ws, channel, T, config, _offsets(ws.warehouse, T, config), counts=True)
+    hours = [
+        w.select("contact_id", hour=ibis.literal(h, type="int64"), score=score, n=w[f"n{h}"])
+        for h, score in enumerate(_smoothed(w))
     ]
-    s = ibis.union(*shifted, distinct=False)
-    return s.group_by(["contact_id", "hour"]).agg(score=s.score.sum(), n=s.n.sum())
+    s = ibis.union(*hours, distinct=False)
+    return s.filter(s.score > 0)
 
 
-def _population_best(scores: ir.Table) -> int | None:
+def _best_hour(scores: Sequence[ir.FloatingValue]) -> ir.IntegerValue:
+    """The hour with the highest score (ties: the earlier hour)."""
+    top = ibis.greatest(*scores)
+    return ibis.cases(*[(score == top, h) for h, score in enumerate(scores)])
+
+
+def _population_best(weights: ir.Table) -> int | None:
     """The hour with the largest sum of per-contact hour shares (ties: the earlier hour)."""
-    total = scores.group_by("contact_id").agg(total=scores.score.sum())
-    s = scores.join(total, "contact_id")
-    pop = s.group_by("hour").agg(share=(s.score / s.total).sum())
-    rows = pop.order_by([ibis.desc("share"), "hour"]).limit(1).to_pyarrow().to_pylist()
-    return int(rows[0]["hour"]) if rows else None
-
-
-def _contact_best(scores: ir.Table, ids: ir.Table) -> ir.Table:
-    """Each contact's best hour (ties: the earlier hour) and its number of counted events."""
-    s = scores.semi_join(ids, "contact_id")
-    s = s.mutate(
-        _rank=ibis.row_number().over(
-            group_by="contact_id", order_by=[ibis.desc("score"), "hour"]
-        ),
-        events=s.n.sum().over(group_by="contact_id"),
-    )
-    return s.filter(s._rank == 0).select("contact_id", "hour", "events")
+    scores = _smoothed(weights)
+    total = sum(scores[1:], scores[0])
+    shares = weights.filter(total > 0).aggregate(
+        **{f"s{h}": (score / total).sum() for h, score in enumerate(scores)}
+    ).to_pyarrow().to_pylist()[0]
+    values = [shares[f"s{h}"] for h in range(24)]
+    if values[0] is None:
+        return None
+    return max(range(24), key=lambda h: (values[h], -h))
 
 
 # -- pure decisions --------------------------------------------------------------------------
@@ -254,8 +270,9 @@ def best_hours(
 
     ``channel``: a channel kind ("email", "sms", "push") or a channel object with ``kind``.
     With no engagement history in the workspace at all, the population hour is the first
-    explore hour. Returns an in-memory Ibis table (join it with warehouse tables or read
-    it with ``to_pyarrow()``).
+    explore hour. Two warehouse queries (the population's hour, then every contact's hour
+    with :func:`choose_hours`' rule as an expression); returns an in-memory Ibis table
+    (join it with warehouse tables or read it with ``to_pyarrow()``).
     """
     config = config or SendTimeConfig()
     T = to_utc(as_of)
@@ -267,27 +284,40 @@ def best_hours(
         ids = contact_ids.select("contact_id").distinct()
     else:
         ids = ibis.memtable(pa.table({"contact_id": pa.array(list(dict.fromkeys(contact_ids)), pa.string())}))
-    scores = hour_scores(ws, channel, T, config)
-    population = _population_best(scores)
-    if population is None:
-        population = config.explore_hours[0]
-    _, zones = _offsets(wh, T, config)
-    known = c.semi_join(ids, "contact_id")
-    known = known.select("contact_id", tz=_zone_column(known, zones, config.fallback_timezone))
-    rows = known.left_join(_contact_best(scores, ids), "contact_id").select(
-        "contact_id", "tz", "hour", "events"
-    ).order_by("contact_id").to_pyarrow()
-    cids = rows.column("contact_id").to_pylist()
-    events = [n or 0 for n in rows.column("events").to_pylist()]
-    hours, sources = choose_hours(
-        cids, rows.column("hour").to_pylist(), events, population, T.date(), config
-    )
-    table = pa.table(
-        [pa.array(cids, pa.string()), pa.array(hours, pa.int64()), rows.column("tz"),
-         pa.array(sources, pa.string())],
-        schema=RESULT_SCHEMA,
-    )
-    return ibis.memtable(table)
+    zones = _offsets(wh, T, config)
+    name = f"_send_time_weights_{uuid.uuid4().hex[:12]}"  # plans may run in threads
+    weights = wh.temp_table(name, _weights(ws, channel, T, config, zones))
+    try:
+        population = _population_best(weights)
+        if population is None:
+            population = config.explore_hours[0]
+        known = c.semi_join(ids, "contact_id")
+        known = known.select("contact_id", tz=_zone_column(known, zones[1], config.fallback_timezone))
+        own = weights.select("contact_id", "n", own=_best_hour(_smoothed(weights)))
+        rows = known.left_join(own, "contact_id")
+        hour, source = _choose_expr(rows.contact_id, rows.own, rows.n, population, T.date(), config)
+        table = rows.select(
+            "contact_id", hour_local=hour, timezone=rows.tz, source=source
+        ).order_by("contact_id").to_pyarrow()
+    finally:
+        wh.drop_temp(name)
+    return ibis.memtable(table.cast(RESULT_SCHEMA))
+
+
+def _choose_expr(contact_id: ir.StringValue, own: ir.IntegerValue, n: ir.IntegerValue,
+                 population: int, day: _dt.date, config: SendTimeConfig) -> tuple[ir.Value, ir.Value]:
+    """:func:`choose_hours` as warehouse expressions: (hour, source)."""
+    text = ibis.literal(f"{config.salt}\x1f") + contact_id + ibis.literal(f"\x1f{day.isoformat()}")
+    digest = text.hexdigest("sha256")
+    u = (ibis.literal("0x") + digest.substr(0, 8)).cast("int64")
+    k = (ibis.literal("0x") + digest.substr(8, 8)).cast("int64")
+    explore = u < ibis.literal(config.explore_share * 2**32, type="float64")
+    hours = config.explore_hours
+    explore_hour = ibis.cases(*[(k % len(hours) == i, h) for i, h in enumerate(hours)])
+    mine = own.notnull() & (n.fill_null(0) >= config.min_events)
+    hour = ibis.cases((explore, explore_hour), (mine, own), else_=ibis.literal(population, "int64"))
+    source = ibis.cases((explore, "explore"), (mine, "contact"), else_="population")
+    return hour.cast("int64"), source
 
 
 # -- local hour -> UTC -----------------------------------------------------------------------
@@ -372,7 +402,9 @@ def evaluate(
     own = np.array([s == "contact" for s in sources])
     rng = np.random.default_rng(seed)
     random_hours = rng.choice(np.array(base.explore_hours), len(cids))
-    population = _population_best(hour_scores(ws, channel, as_of, chosen_cfg))
+    T = to_utc(as_of)
+    zones = _offsets(ws.warehouse, T, chosen_cfg)
+    population = _population_best(_weights(ws, channel, T, chosen_cfg, zones))
     out: dict[str, Any] = {
         "contacts": len(cids),
         "with_own_history": int(own.sum()),
