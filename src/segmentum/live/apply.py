@@ -24,19 +24,26 @@ every load is an upsert on ids derived from the messages. Messages naming an era
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmentum.data.ingest import load_records
 from segmentum.live.identity import Resolver, ensure_identity_tables
 from segmentum.live.log import LogRecord, Offset
-from segmentum.live.mapping import MappingConfig, rows_for
+from segmentum.live.mapping import EventTable, MappingConfig, is_event, other_rows
 
 __all__ = ["Applied", "apply_records"]
 
-_AFTER_CONTACTS = ("orders", "order_items", "events")
+_AFTER_CONTACTS = ("orders", "order_items")
+_PREPARED: weakref.WeakSet = weakref.WeakSet()  # warehouses whose identity tables exist
 
 
 @dataclass
@@ -52,31 +59,83 @@ class Applied:
     released: int = 0
     links: int = 0
     event_types: set[str] = field(default_factory=set)  # types of the events stored
-    received_from: str | None = None  # the earliest receivedAt of the run's messages
+    received: list[str] = field(default_factory=list)  # receivedAt of each message of the run
 
 
 class _Rows:
-    """Rows per (kind, source), each with the log offset of the message it came from."""
+    """Rows per (kind, source), each with the log offset of the message it came from; the
+    events rows per source as one :class:`~segmentum.live.mapping.EventTable`."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: MappingConfig) -> None:
+        self.config = config
         self.by: dict[tuple[str, str], list[tuple[Offset, dict]]] = defaultdict(list)
+        self.events: dict[str, EventTable] = {}
         self.contact_times: dict[str, str] = {}
 
-    def add(self, message: dict, contact: str, offset: Offset, config: MappingConfig) -> None:
-        for kind, row in rows_for(message, contact, config):
-            self.by[(kind, message["source"])].append((offset, row))
+    def add(self, message: dict, contact: str, offset: Offset) -> None:
+        source = message["source"]
+        if is_event(message):
+            if source not in self.events:
+                self.events[source] = EventTable(self.config)
+            self.events[source].add(message, contact, offset.position)
+        for kind, row in other_rows(message, contact, self.config):
+            self.by[(kind, source)].append((offset, row))
             if kind == "contacts":
                 self.contact_times.setdefault(contact, message["timestamp"])
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run's messages become rows: they are tens of
+    thousands of acyclic dicts, which every collection would scan again (measured: JSON
+    decoding 3x slower with the collector on)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def apply_records(ws, records: list[LogRecord], config: MappingConfig) -> Applied:
     """Apply ``records`` (in log order) to ``ws``; see the module docstring."""
     wh = ws.warehouse
-    ensure_identity_tables(wh)
-    messages = _not_erased(wh, [(rec.offset, orjson.loads(rec.value)) for rec in records])
+    if wh not in _PREPARED:
+        ensure_identity_tables(wh)
+        _PREPARED.add(wh)
+    with _gc_paused():  # the decoded messages are gone before the collector is back
+        messages = _not_erased(wh, [(rec.offset, orjson.loads(rec.value)) for rec in records])
+        rows, resolver, released = _resolve(wh, messages, config)
+        events = {source: (table.table(), table.positions) for source, table in sorted(rows.events.items())}
+        received = [m["receivedAt"] for _, m in messages if m.get("receivedAt")]
+        del messages, rows.events
+    done = Applied(len(records), records[-1].offset if records else None, released=released,
+                   received=received)
+    with wh.transaction():
+        # a run applied again replaces what it quarantined the first time
+        wh.raw.execute(
+            "DELETE FROM _quarantine WHERE starts_with(file, 'tracking:') AND line IN (SELECT unnest($1))",
+            [[rec.offset.position for rec in records]],
+        )
+        for source, pairs in _contact_groups(wh, rows):
+            _load_rows(ws, "contacts", source, pairs, done)
+        for kind in _AFTER_CONTACTS:
+            for (k, source), pairs in sorted(rows.by.items()):
+                if k == kind:
+                    _load_rows(ws, kind, source, pairs, done)
+        for source, (table, positions) in events.items():
+            _load_events(ws, source, table, positions, done)
+        resolver.save()
+    done.held, done.links = len(resolver.held), len(resolver.new_links)
+    return done
+
+
+def _resolve(wh, messages: list[tuple[Offset, dict]], config: MappingConfig) -> tuple[_Rows, Resolver, int]:
+    """Each message resolved to its contact (or held) and turned into rows, in log order."""
     anonymous = {m.get("anonymousId") for _, m in messages} | {m.get("previousId") for _, m in messages}
     resolver = Resolver.load(wh, {a for a in anonymous if isinstance(a, str)})
-    rows, released = _Rows(), 0
+    rows, released = _Rows(config), 0
     for offset, message in messages:
         if message["type"] == "alias":
             freed = resolver.link(str(message["previousId"]), message["userId"], "alias", message, offset)
@@ -85,30 +144,14 @@ def apply_records(ws, records: list[LogRecord], config: MappingConfig) -> Applie
         else:
             freed = []
         for held in freed:
-            rows.add(held.message, message["userId"], held.offset, config)
+            rows.add(held.message, message["userId"], held.offset)
         released += len(freed)
         contact = resolver.contact_of(message)
         if contact is None:
             resolver.hold(message, offset)
         else:
-            rows.add(message, contact, offset, config)
-    done = Applied(len(records), records[-1].offset if records else None, released=released,
-                   received_from=min((m["receivedAt"] for _, m in messages if m.get("receivedAt")), default=None))
-    with wh.transaction():
-        # a run applied again replaces what it quarantined the first time
-        wh.raw.execute(
-            "DELETE FROM _quarantine WHERE starts_with(file, 'tracking:') AND line IN (SELECT unnest($1))",
-            [[rec.offset.position for rec in records]],
-        )
-        for source, pairs in _contact_groups(wh, rows):
-            _load(ws, "contacts", source, pairs, done)
-        for kind in _AFTER_CONTACTS:
-            for (k, source), pairs in sorted(rows.by.items()):
-                if k == kind:
-                    _load(ws, kind, source, pairs, done)
-        resolver.save()
-    done.held, done.links = len(resolver.held), len(resolver.new_links)
-    return done
+            rows.add(message, contact, offset)
+    return rows, resolver, released
 
 
 def _not_erased(wh, messages: list[tuple[Offset, dict]]) -> list[tuple[Offset, dict]]:
@@ -141,20 +184,29 @@ def _contact_groups(wh, rows: _Rows) -> list[tuple[str, list[tuple[Offset, dict]
     return out
 
 
-def _load(ws, kind: str, source: str, pairs: list[tuple[Offset, dict]], done: Applied) -> None:
+def _load_rows(ws, kind: str, source: str, pairs: list[tuple[Offset, dict]], done: Applied) -> None:
+    _load(ws, kind, source, [row for _, row in pairs], [o.position for o, _ in pairs], done)
+    done.contacts.update(row["contact_id"] for _, row in pairs if "contact_id" in row)
+
+
+def _load_events(ws, source: str, table: pa.Table, positions: list[int], done: Applied) -> None:
+    _load(ws, "events", source, table, positions, done)
+    done.contacts.update(pc.unique(table["contact_id"]).to_pylist())
+    done.event_types.update(pc.unique(table["type"]).to_pylist())
+
+
+def _load(ws, kind: str, source: str, records: list[dict] | pa.Table, positions: list[int],
+          done: Applied) -> None:
     report = load_records(
-        ws, kind, [row for _, row in pairs], source=f"tracking:{source}",
+        ws, kind, records, source=f"tracking:{source}",
         create_contacts=kind != "contacts" and kind != "order_items",
     )
     done.accepted[kind] = done.accepted.get(kind, 0) + report.accepted
     done.quarantined[kind] = done.quarantined.get(kind, 0) + report.quarantined
-    done.contacts.update(row["contact_id"] for _, row in pairs if "contact_id" in row)
-    if kind == "events":
-        done.event_types.update(row["type"] for _, row in pairs if row.get("type"))
     if report.quarantined:
         ws.warehouse.raw.execute(
             "UPDATE _quarantine SET line = p.position FROM "
             "(SELECT unnest($1) AS row, unnest($2) AS position) p "
             "WHERE _quarantine.load_id = $3 AND _quarantine.row = p.row",
-            [list(range(1, len(pairs) + 1)), [o.position for o, _ in pairs], report.load_id],
+            [list(range(1, len(positions) + 1)), positions, report.load_id],
         )

@@ -74,40 +74,75 @@ class _Needs:
         self.event_types = sorted({f.event_type for f in self.facts.get("events", ())})
 
 
-def fetch(comp: Compiler, needs: _Needs, contacts: list[str]) -> ContactRows:
-    """One query per table for ``contacts`` (``comp`` restricted to them), rows at any time."""
-    wh = comp.wh
-    c = comp.restrict(wh.table("contacts"))
-    cols = {"contact_id", "created_at", *(i.column for i in needs.fields if i.table == "contacts")}
-    if any(i.table == "derived" for i in needs.fields):
-        cols.add("birth_date")
-    profile = {r["contact_id"]: r for r in c.select(*sorted(cols)).to_pyarrow().to_pylist()}
-    scores: dict[str, dict[str, dict]] = {}
-    for ns in sorted({i.table for i in needs.fields if comp.catalog.is_model(i.table)}):
-        t = comp.restrict(wh.table(ns))
-        wanted = sorted({i.column for i in needs.fields if i.table == ns})
-        scores[ns] = {r["contact_id"]: r for r in t.select("contact_id", *wanted).to_pyarrow().to_pylist()}
-    rows: dict[str, dict[str, list[dict]]] = {}
-    deal_cols = {i.column for i in needs.fields if i.table == "deal"} - {"stage_changed"}
-    for table in ROW_TABLES:
-        row_needs = needs.row_fields.get(table, set())
-        if table not in needs.facts and not (table == "deals" and deal_cols):
-            continue
-        if table == "deals":  # rows for facts and for the current deal alike
-            d = comp.restrict(wh.table("deals"))
-            cols = sorted({i.column for i in row_needs} | deal_cols | {"deal_id", "stage", "updated_at"})
-            r = d.select(**{"#cid": d.contact_id, "#ts": d.updated_at}, **{k: d[k] for k in cols})
-        else:
-            r = comp.rows(table, row_needs, cut=False)
-        if table == "events":
-            r = r.filter(r["#type"].isin(needs.event_types))
-        grouped: dict[str, list[dict]] = defaultdict(list)
-        for row in r.to_pyarrow().to_pylist():
-            if isinstance(row.get("properties"), str):
-                row["properties"] = orjson.loads(row["properties"])
-            grouped[row["#cid"]].append(row)
-        rows[table] = grouped
-    return ContactRows(profile, scores, rows)
+TOUCHED = "_live_touched"  # a temporary table: the ids of the contacts being read
+
+
+class _Reader:
+    """The queries that read some contacts' rows, compiled once per rule set: they take the
+    ids from the temporary table ``_live_touched`` (filled per read), so no query is built or
+    compiled again for each batch (for a handful of contacts, building and compiling would cost
+    more than running)."""
+
+    def __init__(self, catalog, needs: _Needs) -> None:
+        wh = catalog.wh
+        wh.raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {TOUCHED} (contact_id VARCHAR)")
+        comp = Compiler(catalog, _dt.datetime.now(UTC), contacts=wh.con.table(TOUCHED))
+        self.wh = wh
+        self.queries: dict[str, str] = {}
+        c = comp.restrict(wh.table("contacts"))
+        cols = {"contact_id", "created_at", *(i.column for i in needs.fields if i.table == "contacts")}
+        if any(i.table == "derived" for i in needs.fields):
+            cols.add("birth_date")
+        self._sql("contacts", c.select(*sorted(cols)))
+        for ns in sorted({i.table for i in needs.fields if catalog.is_model(i.table)}):
+            t = comp.restrict(wh.table(ns))
+            wanted = sorted({i.column for i in needs.fields if i.table == ns})
+            self._sql(f"score:{ns}", t.select("contact_id", *wanted))
+        deal_cols = {i.column for i in needs.fields if i.table == "deal"} - {"stage_changed"}
+        for table in ROW_TABLES:
+            row_needs = needs.row_fields.get(table, set())
+            if table not in needs.facts and not (table == "deals" and deal_cols):
+                continue
+            if table == "deals":  # rows for facts and for the current deal alike
+                d = comp.restrict(wh.table("deals"))
+                cols = sorted({i.column for i in row_needs} | deal_cols | {"deal_id", "stage", "updated_at"})
+                r = d.select(**{"#cid": d.contact_id, "#ts": d.updated_at}, **{k: d[k] for k in cols})
+            else:
+                r = comp.rows(table, row_needs, cut=False)
+            if table == "events":
+                r = r.filter(r["#type"].isin(needs.event_types))
+            self._sql(table, r)
+
+    def _sql(self, name: str, expr) -> None:
+        import ibis
+
+        self.queries[name] = str(ibis.to_sql(expr, dialect="duckdb"))
+
+    def read(self, contacts: list[str]) -> ContactRows:
+        raw = self.wh.raw
+        raw.execute(f"DELETE FROM {TOUCHED}")
+        raw.execute(f"INSERT INTO {TOUCHED} SELECT unnest($1)", [list(contacts)])
+        got = {name: _arrow(raw, sql).to_pylist() for name, sql in self.queries.items()}
+        profile = {r["contact_id"]: r for r in got.pop("contacts")}
+        scores = {name[6:]: {r["contact_id"]: r for r in rows} for name, rows in got.items()
+                  if name.startswith("score:")}
+        rows: dict[str, dict[str, list[dict]]] = {}
+        for table in ROW_TABLES:
+            if table not in got:
+                continue
+            grouped: dict[str, list[dict]] = defaultdict(list)
+            for row in got[table]:
+                if isinstance(row.get("properties"), str):
+                    row["properties"] = orjson.loads(row["properties"])
+                grouped[row["#cid"]].append(row)
+            rows[table] = grouped
+        return ContactRows(profile, scores, rows)
+
+
+def _arrow(raw, sql: str):
+    result = raw.execute(sql)
+    table = result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
+    return table
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -222,10 +257,29 @@ class _Env:
 class _Interp:
     """The compiler's ``_cond`` / ``_value`` over Python values, as of ``comp.T``."""
 
-    def __init__(self, comp: Compiler) -> None:
+    def __init__(self, comp: Compiler, memo: dict | None = None) -> None:
         self.comp, self.T, self.ctx = comp, comp.T, comp.ctx
+        self.memo = {} if memo is None else memo  # what does not depend on T, by node identity
         self._deal: dict[str, dict | None] = {}
         self._facts: dict[tuple, Any] = {}
+        self._bounds: dict[tuple, Fact] = {}
+
+    def _once(self, key: tuple, compute):
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def fact_of(self, node: A.Node, window: A.Node | None = None) -> Fact:
+        """The compiler's fact of a node (kept per node), with its bounds as of T."""
+        key = (id(node), window)  # a trend's windows are made anew each time: by value
+        if key not in self._bounds:
+            fact = self._once(("fact", *key), lambda: self.comp.fact_of(node, window))
+            w = window if window is not None else node.window
+            self._bounds[key] = dc.replace(fact, bounds=window_bounds(w, self.T))
+        return self._bounds[key]
+
+    def _resolve(self, node: A.Field, scope):
+        return self._once(("field", id(node), scope), lambda: resolve_field(node, scope, self.ctx))
 
     # conditions: True / False / None (None: null, false in a filter)
     def cond(self, node: A.Node, scope, env: _Env, strict: bool = False) -> bool | None:
@@ -258,7 +312,7 @@ class _Interp:
             test = None if x is None else _in_bounds(x, window_bounds(node.window, self.T))
             return nn(None if test is None else (not test if node.negated else test))
         if isinstance(node, (A.Exists, A.Purchased)):
-            fact = self.comp.fact_of(node)
+            fact = self.fact_of(node)
             test = (self._fact(fact, env) or 0) > 0
             return (not test) if isinstance(node, A.Exists) and node.negated else test
         if isinstance(node, A.InSegment):
@@ -267,11 +321,13 @@ class _Interp:
         raise TypeError(f"not a condition: {node!r}")  # pragma: no cover
 
     def _common(self, left: A.Node, right: A.Node, scope) -> str:
-        lt, rt = type_of(left, scope, self.ctx), type_of(right, scope, self.ctx)
-        return unify(lt, rt) or "timestamp"
+        def compute():
+            lt, rt = type_of(left, scope, self.ctx), type_of(right, scope, self.ctx)
+            return unify(lt, rt) or "timestamp"
+        return self._once(("common", id(left), id(right), scope), compute)
 
     def _info(self, node: A.Node, scope):
-        return resolve_field(node, scope, self.ctx) if isinstance(node, A.Field) else None
+        return self._resolve(node, scope) if isinstance(node, A.Field) else None
 
     def _compare(self, node: A.Compare, scope, env: _Env) -> bool | None:
         common = self._common(node.left, node.right, scope)
@@ -306,7 +362,7 @@ class _Interp:
         if isinstance(node, A.Literal):
             return self._literal(node, want, other)
         if isinstance(node, A.Field):
-            info = resolve_field(node, scope, self.ctx)
+            info = self._resolve(node, scope)
             x = self._field(info, env, want)
             if want == "timestamp" and info.type == "date":
                 x = _ts(x)
@@ -320,17 +376,17 @@ class _Interp:
                 return None if b == 0 else a / b
             return a + b if node.op == "+" else a - b if node.op == "-" else a * b
         if isinstance(node, A.Aggregate):
-            x = self._fact(self.comp.fact_of(node), env)
+            x = self._fact(self.fact_of(node), env)
             return (x or 0) if node.func in ("count", "sum") else x
         if isinstance(node, A.Occurrence):
-            return self._fact(self.comp.fact_of(node), env)
+            return self._fact(self.fact_of(node), env)
         if isinstance(node, A.DaysSince):
             x = _ts(self.value(node.operand, scope, env, "timestamp"))
             return None if x is None else (self.T - x) // DAY
         if isinstance(node, A.Trend):
             agg = node.aggregate
-            cur = self._fact(self.comp.fact_of(agg, node.current_window), env)
-            prev = self._fact(self.comp.fact_of(agg, node.previous_window), env)
+            cur = self._fact(self.fact_of(agg, node.current_window), env)
+            prev = self._fact(self.fact_of(agg, node.previous_window), env)
             if agg.func in ("count", "sum"):
                 cur, prev = cur or 0, prev or 0
             cur, prev = _num(cur), _num(prev)
@@ -402,7 +458,7 @@ class _Interp:
 
     # facts
     def _fact(self, fact: Fact, env: _Env) -> Any:
-        key = (fact, env.cid)
+        key = (id(fact), env.cid)  # facts are kept per node in _bounds: one object each
         if key not in self._facts:
             self._facts[key] = self._aggregate(fact, env)
         return self._facts[key]
@@ -468,13 +524,17 @@ class ContactEvaluator:
         self.rules = dict(rules)
         every = list(self.rules.values())
         self.needs = _Needs(Compiler(catalog, _dt.datetime.now(UTC), exists="scan"), every)
+        self.reader = _Reader(catalog, self.needs)
+        self.memo: dict = {}  # node resolutions, shared by every evaluation
 
     def fetch(self, contacts: list[str], T: _dt.datetime) -> ContactRows:
-        return fetch(Compiler(self.catalog, T, contacts=contacts), self.needs, contacts)
+        """The rows of ``contacts`` the rules read, at any time (T is not needed to read)."""
+        del T
+        return self.reader.read(contacts)
 
     def evaluate(self, names: Iterable[str], data: ContactRows, T: _dt.datetime) -> set[tuple[str, str]]:
         """(segment, contact_id) for every member among the contacts of ``data`` as of T."""
-        it = _Interp(Compiler(self.catalog, T, exists="scan"))
+        it = _Interp(Compiler(self.catalog, T, exists="scan"), self.memo)
         out = set()
         for cid, profile in data.contacts.items():
             created = _ts(profile.get("created_at"))
@@ -490,7 +550,7 @@ class ContactEvaluator:
                     ) -> dict[tuple[str, str], _dt.datetime]:
         """(segment, contact_id) -> the earliest moment after T at which the truth can change
         with no new data (see :mod:`.timers`); pairs with none are absent."""
-        moments = _Moments(Compiler(self.catalog, T, exists="scan"), data)
+        moments = _Moments(Compiler(self.catalog, T, exists="scan"), data, self.memo)
         out = {}
         for name in names:
             rule = self.rules[name]
@@ -522,9 +582,9 @@ def _relative(window: A.Node | None) -> list[tuple[int, str]]:
 class _Moments:
     """The moments of :mod:`.timers`, for one contact's rows in Python."""
 
-    def __init__(self, comp: Compiler, data: ContactRows) -> None:
+    def __init__(self, comp: Compiler, data: ContactRows, memo: dict) -> None:
         self.comp, self.data, self.T = comp, data, comp.T
-        self.it = _Interp(comp)
+        self.it = _Interp(comp, memo)
 
     def of(self, rule: CheckedRule, cid: str) -> _dt.datetime | None:
         found: list[_dt.datetime] = []
@@ -547,10 +607,10 @@ class _Moments:
         out: list[_dt.datetime] = []
         for n in nodes:
             if isinstance(n, (A.Aggregate, A.Occurrence, A.Exists, A.Purchased)) and id(n) not in in_trend:
-                out += self._rows(self.comp.fact_of(n), n.window, env)
+                out += self._rows(self.it.fact_of(n), n.window, env)
             elif isinstance(n, A.Trend):
                 for w in (n.current_window, n.previous_window):
-                    out += self._rows(self.comp.fact_of(n.aggregate, w), w, env)
+                    out += self._rows(self.it.fact_of(n.aggregate, w), w, env)
             elif isinstance(n, A.Within):
                 x = _ts(self.it.value(n.operand, CONTACT, env, "timestamp"))
                 if x is not None:
@@ -563,7 +623,7 @@ class _Moments:
                         ks = ((self.T - x) // DAY + 1,)
                     out += [x + _dt.timedelta(days=k) for k in ks]
             elif isinstance(n, A.Field):
-                table = resolve_field(n, CONTACT, rule.context).table
+                table = self.it._resolve(n, CONTACT).table
                 if table == "derived":
                     out.append(self._birthday(self.data.contacts[cid].get("birth_date")))
                 elif table == "deal":

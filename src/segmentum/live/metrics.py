@@ -6,8 +6,10 @@ process, as in tests, keep their own counts):
     segmentum_events_stored_total            records the intake log holds durably (since it began)
     segmentum_events_applied_total           records applied to the workspace (this run)
     segmentum_queue_depth                    records stored but not yet applied
-    segmentum_live_evaluation_lag_seconds    histogram: from a record's arrival (or a timer's
-                                             due time) to its evaluation being recorded
+    segmentum_live_evaluation_lag_seconds    histogram, one per stored record: from its arrival
+                                             to its evaluation recorded (and triggers fired)
+    segmentum_live_timer_delay_seconds       histogram: from a timer's exact due time to its
+                                             evaluation recorded
     segmentum_live_evaluations_total         {kind="change|timers|refresh"}
     segmentum_live_membership_changes_total  {change="entered|exited"}
     segmentum_trigger_occurrences_total      trigger occurrences fired by live evaluations
@@ -28,7 +30,8 @@ from prometheus_client.registry import Collector
 __all__ = ["LiveMetrics", "CONTENT_TYPE"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+LAG_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0,
+               10.0, 30.0, 60.0, 300.0)
 
 
 class _State(Collector):
@@ -64,8 +67,11 @@ class LiveMetrics:
         r = self.registry
         self.applied = Counter("segmentum_events_applied", "Records applied to the workspace.", registry=r)
         self.lag = Histogram("segmentum_live_evaluation_lag_seconds",
-                             "From a record's arrival (or a timer's due time) to its evaluation recorded.",
+                             "From a stored record's arrival to its evaluation recorded.",
                              buckets=LAG_BUCKETS, registry=r)
+        self.timer_delay = Histogram("segmentum_live_timer_delay_seconds",
+                                     "From a timer's exact due time to its evaluation recorded.",
+                                     buckets=LAG_BUCKETS, registry=r)
         self.evaluations = Counter("segmentum_live_evaluations", "Live evaluations.", ["kind"], registry=r)
         self.changes = Counter("segmentum_live_membership_changes", "Entries and exits recorded live.",
                                ["change"], registry=r)
@@ -75,16 +81,17 @@ class LiveMetrics:
         self.state = _State(read_state)
         r.register(self.state)
 
-    def observe(self, ev, lag_seconds: float | None) -> None:
-        """Count one evaluation (a :class:`~segmentum.live.engine.Evaluation`)."""
+    def observe(self, ev, lags: list[float]) -> None:
+        """Count one evaluation (a :class:`~segmentum.live.engine.Evaluation`) and the lag of
+        each record it covered."""
         self.evaluations.labels(ev.kind).inc()
         self.changes.labels("entered").inc(ev.entered)
         self.changes.labels("exited").inc(ev.exited)
         self.triggers.inc(ev.triggers)
         if ev.failed:
             self.errors.labels("evaluation").inc(len(ev.failed))
-        if lag_seconds is not None:
-            self.lag.observe(max(lag_seconds, 0.0))
+        for lag in lags:
+            self.lag.observe(max(lag, 0.0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

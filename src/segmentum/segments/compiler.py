@@ -204,7 +204,8 @@ class Compiler:
     """Compiles checked rules over one workspace as of one time (see the module doc).
 
     ``contact_id`` restricts every scan to one contact (explain), ``contacts`` to a set of
-    them (the live evaluation of the contacts a change touched). ``exists`` says how
+    them or to the ids of a table (the live evaluation of the contacts a change touched).
+    ``exists`` says how
     exists / no / purchased compile: "semi" as semi-joins (``contact_id IN (SELECT ...)``),
     "scan" as counts in the shared scan of their table, "auto" (default) as counts when
     that table is scanned for other facts anyway or three or more of them share it, and
@@ -219,7 +220,7 @@ class Compiler:
         *,
         contact_id: str | None = None,
         exists: str = "auto",
-        contacts: Collection[str] | None = None,
+        contacts: Collection[str] | ir.Table | None = None,
     ) -> None:
         if exists not in ("auto", "semi", "scan"):
             raise ValueError(f"exists is 'auto', 'semi' or 'scan', not {exists!r}")
@@ -229,7 +230,9 @@ class Compiler:
         self.wh = catalog.wh
         self.T = as_of.astimezone(UTC)
         self.contact_id = contact_id
-        self.contacts = None if contacts is None else sorted({str(c) for c in contacts})
+        if contacts is not None and not isinstance(contacts, ir.Table):
+            contacts = sorted({str(c) for c in contacts})
+        self.contacts = contacts
         self.exists = exists
         self._exists_facts: dict[Fact, None] = {}
         self.ctx = Context(catalog, text="", root=A.Literal(True))
@@ -383,6 +386,8 @@ class Compiler:
         return self._contact_filter(t, column)
 
     def _contact_filter(self, t: ir.Table, column: str = "contact_id") -> ir.Table:
+        if isinstance(self.contacts, ir.Table):
+            return t.filter(t[column].isin(self.contacts.contact_id))
         if self.contacts is not None:
             return t.filter(t[column].isin([ibis.literal(c, type="string") for c in self.contacts]))
         if self.contact_id is None:

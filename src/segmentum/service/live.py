@@ -64,7 +64,7 @@ class LiveService:
     def start(self) -> None:
         baseline = self.access.call(lambda ws: self.live.start())
         if baseline is not None:
-            self._observe(baseline, None)
+            self.metrics.observe(baseline, [])
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -85,12 +85,8 @@ class LiveService:
             self.metrics.errors.labels("evaluation").inc()
             self.access.call(lambda ws: self.live.fail_all(f"{type(exc).__name__}: {exc}"))
             return
-        received = _utc(applied.received_from)
-        self._observe(ev, None if received is None else
-                      (_dt.datetime.now(_dt.UTC) - received).total_seconds())
-
-    def _observe(self, ev: Evaluation, lag: float | None) -> None:
-        self.metrics.observe(ev, lag)
+        now = _dt.datetime.now(_dt.UTC)
+        self.metrics.observe(ev, [(now - _utc(r)).total_seconds() for r in applied.received])
 
     # -- the scheduler's jobs ---------------------------------------------------------------
     def _jobs(self) -> list[Job]:
@@ -113,7 +109,9 @@ class LiveService:
         done = self.live.run_due()
         now = _dt.datetime.now(_dt.UTC)
         for ev in done:
-            self._observe(ev, None if ev.due is None else (now - ev.due).total_seconds())
+            self.metrics.observe(ev, [])
+            if ev.due is not None:
+                self.metrics.timer_delay.observe(max((now - ev.due).total_seconds(), 0.0))
         if not done:
             return None
         return {"ticks": len(done), "contacts": sum(e.contacts for e in done),
