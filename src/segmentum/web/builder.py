@@ -189,12 +189,12 @@ def _literal(raw: str, type_name: str, nid: str, what: str = "value") -> Any:
         if not text:
             raise BuilderError(f"Pick a date for the {what}.", node=nid)
         return text
-    if type_name == "any":
-        try:
-            return int(text) if re.fullmatch(r"-?\d+", text) else float(text) if re.fullmatch(
-                r"-?\d+\.\d*", text) else text
-        except ValueError:
-            return text
+    if type_name == "any":  # an event property (JSON): what the text looks like
+        if text in ("true", "false"):
+            return text == "true"
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        return float(text) if re.fullmatch(r"-?\d+\.\d*(e-?\d+)?", text) else raw
     return raw
 
 
@@ -240,9 +240,9 @@ def _test(operand: dict, op: str, value: str, value2: str, type_name: str, nid: 
     raise BuilderError(f"Unknown operator {op!r}.", node=nid)
 
 
-def _amount(raw: str, nid: str) -> int:
+def _amount(raw: str, nid: str, least: int = 1) -> int:
     text = raw.strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not text.isdigit() or int(text) < least:
         raise BuilderError(f"{text or 'An empty amount'!r} is not a whole number of days, weeks, …: write one such as 90.",
                            node=nid)
     return int(text)
@@ -278,7 +278,7 @@ def _window(n: dict, nid: str) -> dict | None:
     if kind == "last":
         return {"type": "last", "amount": _amount(n.get("w_amount", ""), nid), "unit": unit}
     if kind == "ago":
-        far, near = _amount(n.get("w_far", ""), nid), _amount(n.get("w_near", ""), nid)
+        far, near = _amount(n.get("w_far", ""), nid, 0), _amount(n.get("w_near", ""), nid, 0)
         if far == near:
             raise BuilderError("The two ends of “between … ago” must differ.", node=nid)
         return {"type": "ago", "far": max(far, near), "near": min(far, near), "unit": unit}

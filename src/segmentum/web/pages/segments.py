@@ -90,9 +90,17 @@ def parse_text(text: str, nid: str | None = None) -> dict:
     try:
         return to_json(parse(text))["rule"]
     except SegmentumError as exc:
-        if nid is not None:
-            exc.details["node"] = nid
+        exc.node = nid  # the builder condition it belongs to (see error_of)
         raise
+
+
+def error_of(exc: SegmentumError, paths: dict[str, str]) -> dict:
+    """An error as the editor shows it: its data, the excerpt, the builder condition."""
+    data = exc.to_dict()
+    data.setdefault("excerpt", getattr(exc, "excerpt", None))
+    if data.get("node") is None and getattr(exc, "node", None) is not None:
+        data["node"] = exc.node
+    return _locate(data, paths)
 
 
 def text_of(node: dict) -> str:
@@ -301,7 +309,7 @@ async def count(request: Request):
             access, editor, seq, lambda ws: _count(ws, rule, first(form, "as_of")))
     except SegmentumError as exc:
         return partial(request, "segments/count.html", result=None, mode=mode, checked=text,
-                       error=_locate(exc.to_dict(), paths))
+                       error=error_of(exc, paths))
     if result is SUPERSEDED:
         return Response(status_code=204)  # a newer count is on its way
     from segmentum.service.api._base import plain
