@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -213,3 +218,44 @@ def test_record_puts_every_decision_in_the_log_once(shop):
     some = plan_send(shop, c, ["C0000", "C0001", "C0009"], RUN, origin=origin)
     assert some.record() == {"no_consent": 1, "scheduled": 2}
     assert DeliveryLog(shop).outcomes(origin) == {"no_consent": 2, "scheduled": 2}  # C0001 once
+
+
+KILLED_WHILE_RECORDING = textwrap.dedent("""
+    import os, signal, sys
+    from segmentum.activation import delivery, plan
+    from segmentum.activation.campaigns import loads_campaign
+    from segmentum.activation.runs import send_campaign
+    from segmentum.workspace import open_workspace
+    plan.BATCH = 40  # five batches of the 200 contacts
+    record = delivery.DeliveryLog.record_plan
+    def then_die(self, *args, **kwargs):  # kill -9 once the first batch is in the log
+        record(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    delivery.DeliveryLog.record_plan = then_die
+    send_campaign(open_workspace(sys.argv[1]), loads_campaign(sys.argv[2]), sys.argv[3],
+                  deliver=False)
+""")
+
+
+def test_a_run_killed_while_recorded_leaves_nothing_and_is_planned_again(tmp_path):
+    from segmentum.activation.delivery import DeliveryLog
+    from segmentum.activation.runs import send_campaign
+    from segmentum.workspace import open_workspace
+
+    from tests.workspaces import build_workspace
+
+    path = tmp_path / "shop.duckdb"
+    build_workspace(path, contacts=[contact(i) for i in range(200)]).close()
+    (tmp_path / "segmentum.yaml").write_text("channels:\n  email: {type: outbox, path: o.jsonl}\n")
+    text = ("name: c1\naudience: {rule: 'true'}\ncontent: {text: 'Hello {{ first_name }}'}\n"
+            f"control_pct: 20\ncontrol_salt: {SALT}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_RECORDING, str(path), text, RUN],
+                          env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    with open_workspace(path) as ws:
+        c = loads_campaign(text)
+        assert DeliveryLog(ws).summary("c1") == []  # the first batch went with the rest
+        again = send_campaign(ws, c, RUN, deliver=False)
+        assert again.planned_now and again.audience == 200
+        assert sum(DeliveryLog(ws).outcomes(name="c1").values()) == 200

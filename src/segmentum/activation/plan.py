@@ -16,15 +16,17 @@ decides, for every contact of the audience, exactly one outcome:
       -> frequency caps (the campaign's and the workspace's)
                                        "capped" / "capped_deferred"
 
-The first five steps are one query over the whole audience (1M contacts in seconds); the
-rest runs in batches of :data:`BATCH` contacts: send times by zone, rendering with the
-template's contexts read per batch, and the cap ledger's reservations, which are writes
-and so come last, after the messages that will really go out are known. Control contacts
-get the send time they would have had, so both arms' conversion windows start alike.
+The first five steps are one query over the whole audience (1M contacts in seconds), and
+the best hours one more; the rest runs in batches of :data:`BATCH` contacts: send times
+(once per local hour and zone), rendering (the contact columns the template names, read
+per batch; one render per distinct set of values), and the caps, checked last, after the
+messages that will really go out are known. Control contacts get the send time they
+would have had, so both arms' conversion windows start alike. :meth:`Plan.record` writes
+the whole plan in one transaction.
 
     >>> plan = plan_send(ws, campaign, as_of="2026-11-01T09:00:00Z")
     >>> plan.counts()            # {"scheduled": ..., "control": ..., ...}; sums to plan.audience
-    >>> for batch in plan.batches(): DeliveryLog(ws).record_plan(batch)
+    >>> plan.record()            # every decision into the delivery log, or none
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 import dataclasses as dc
 import datetime as _dt
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import ibis
@@ -93,17 +95,17 @@ class Plan:
         return self._decisions
 
     def record(self) -> dict[str, int]:
-        """Put every decision in the delivery log (the caps reserved as it goes) and return
-        the outcome counts: a key already in the log adds nothing. What a campaign's run
-        and a trigger's send do."""
-        from segmentum.activation.delivery import PENDING, DeliveryLog
+        """Put every decision in the delivery log and return the outcome counts: a key
+        already in the log adds nothing. One transaction under the delivery lock, so the
+        log holds the whole plan or none of it, and the caps each batch is checked against
+        include the batches before it. What a campaign's run and a trigger's send do."""
+        from segmentum.activation.delivery import DeliveryLog, _locked
 
         log = DeliveryLog(self.ws)
-        for batch in self.batches(reserve=True):
-            if not self.campaign.transactional:  # the cap reservation wrote these already
-                batch = [d for d in batch if d.outcome not in PENDING]
-            log.record_plan(batch, origin=self.origin, channel=self.campaign.channel,
-                            at=self.run_at)
+        with _locked(self.ws):
+            for batch in self.batches(reserve=False, size=BATCH):
+                log.record_plan(batch, origin=self.origin, channel=self.campaign.channel,
+                                at=self.run_at)
         return self.counts()
 
     def first_counts(self) -> Counter:
@@ -126,8 +128,9 @@ class Plan:
         final: Counter = Counter()
         template = _template(self.ws, self.campaign) if self._sends() else None
         for start in range(0, self.rows.num_rows, size):
-            chunk = self.rows.slice(start, size).to_pylist()
-            decisions = self._finish(chunk, template, reserve)
+            chunk = self.rows.slice(start, size)
+            decisions = self._finish({n: chunk.column(n).to_pylist() for n in chunk.column_names},
+                                     template, reserve)
             final.update(d.outcome for d in decisions)
             yield decisions
         assert sum(final.values()) == self.audience, "planned = sum of outcomes"
@@ -136,33 +139,35 @@ class Plan:
     def _sends(self) -> bool:
         return self.first_counts().get("scheduled", 0) > 0
 
-    def _finish(self, chunk: list[dict], template, reserve: bool) -> list[Decision]:
-        times = _send_times(self.campaign, self.run_at, chunk)
-        out: dict[str, Decision] = {}
-        todo = []
-        for row, (send_at, moved) in zip(chunk, times, strict=True):
-            cid = row["contact_id"]
-            if row["outcome"] != "scheduled":
-                when = send_at if _wants_time(row) else None
-                out[cid] = Decision(cid, row["outcome"], row["arm"], row["reason"], None, when)
-                continue
-            outcome = "quiet_hours_deferred" if moved else "scheduled"
-            out[cid] = Decision(cid, outcome, row["arm"], None, None, send_at)
-            todo.append(row)
+    def _finish(self, cols: dict[str, list], template, reserve: bool) -> list[Decision]:
+        """One batch's decisions (``cols``: the plan's rows, column by column)."""
+        times = _send_times(self.campaign, self.run_at, cols)
+        out: list[Decision | None] = []
+        todo: list[int] = []  # rows that get a message, once rendered
+        for i, (cid, outcome, arm, reason) in enumerate(
+            zip(cols["contact_id"], cols["outcome"], cols["arm"], cols["reason"], strict=True)
+        ):
+            if outcome == "scheduled":
+                out.append(None)
+                todo.append(i)
+            else:
+                out.append(Decision(cid, outcome, arm, reason, None, times[i][0]))
         if todo:
-            out.update(self._messages(todo, out, template))
-        scheduled = [d for d in out.values() if d.message is not None]
+            self._messages(todo, cols, times, out, template)
+        scheduled = [i for i in todo if out[i].message is not None]
         if scheduled and not self.campaign.transactional:
-            for d in _caps(self.ws, self.campaign, scheduled, self.run_at, reserve):
-                out[d.contact_id] = d
-        return [out[row["contact_id"]] for row in chunk]
+            checked = _caps(self.ws, self.campaign, [out[i] for i in scheduled], self.run_at, reserve)
+            for i, d in zip(scheduled, checked, strict=True):
+                out[i] = d
+        return out
 
-    def _messages(
-        self, rows: list[dict], planned: dict[str, Decision], template
-    ) -> dict[str, Decision]:
+    def _messages(self, todo: list[int], cols: dict[str, list], times: list[tuple],
+                  out: list, template) -> None:
+        """Render the rows ``todo`` and put their decisions in ``out``: a message, or the
+        render error."""
         from segmentum.activation.content import contact_context, render_batch
 
-        ids = [r["contact_id"] for r in rows]
+        ids = [cols["contact_id"][i] for i in todo]
         extra = {c: self.trigger_data[c] for c in ids if c in self.trigger_data}
         skus = {c: [d["sku"]] for c, d in extra.items() if d.get("sku")}
         contexts = contact_context(
@@ -170,6 +175,7 @@ class Plan:
             ids,
             self.run_at,
             fields=template.fields,
+            columns=template.fields,
             recommendations=template.recommendations,
             exclude_skus=skus or None,
         )
@@ -177,26 +183,26 @@ class Plan:
             if c in contexts:
                 contexts[c]["trigger"] = dict(data)
         rendered = render_batch(template, contexts)
-        out = {}
-        for r in rows:
-            cid, d = r["contact_id"], planned[r["contact_id"]]
+        for i, cid in zip(todo, ids, strict=True):
+            arm, (send_at, moved) = cols["arm"][i], times[i]
             got = rendered.get(cid)
-            if not isinstance(got, RenderError) and got is not None:
-                out[cid] = dc.replace(d, message=self._message(r, got, d.send_at))
+            if got is None or isinstance(got, RenderError):
+                reason = str(got) if got is not None else "the contact has no profile to render from"
+                out[i] = Decision(cid, "render_error", arm, reason, None, None)
                 continue
-            reason = str(got) if got is not None else "the contact has no profile to render from"
-            out[cid] = d.with_outcome("render_error", reason, send_at=None)
-        return out
+            outcome = "quiet_hours_deferred" if moved else "scheduled"
+            message = self._message(cid, cols["to"][i], got, send_at)
+            out[i] = Decision(cid, outcome, arm, None, message, send_at)
 
-    def _message(self, row: dict, rendered, send_at: _dt.datetime) -> OutboundMessage:
+    def _message(self, contact_id: str, to: str, rendered, send_at: _dt.datetime) -> OutboundMessage:
         c = self.campaign
         expires = send_at + _dt.timedelta(hours=c.expires_hours) if c.expires_hours else None
         return OutboundMessage(
-            key=message_key(self.origin, row["contact_id"], c.channel),
+            key=message_key(self.origin, contact_id, c.channel),
             origin=self.origin,
-            contact_id=row["contact_id"],
+            contact_id=contact_id,
             channel=c.channel,
-            to=row["to"],
+            to=to,
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
@@ -326,9 +332,9 @@ def _template(ws, campaign: Campaign):
     return Template.from_mapping(campaign.name, campaign.content.model_dump(exclude_none=True))
 
 
-def _wants_time(row: dict) -> bool:
+def _wants_time(outcome: str, reason: str | None) -> bool:
     """Rows that get a send time: messages, and controls that would have had one."""
-    return row["outcome"] == "scheduled" or (row["outcome"] == "control" and row["reason"] is None)
+    return outcome == "scheduled" or (outcome == "control" and reason is None)
 
 
 def _with_hours(ws, campaign: Campaign, channel, run_at, rows: pa.Table) -> pa.Table:
@@ -353,30 +359,32 @@ def _with_hours(ws, campaign: Campaign, channel, run_at, rows: pa.Table) -> pa.T
     return rows.join(best, "contact_id", join_type="left outer").sort_by("contact_id")
 
 
-def _send_times(campaign: Campaign, run_at, chunk: Sequence[dict]) -> list[tuple]:
-    """(send time, moved by quiet hours) per row: (None, False) for rows without one."""
-    from segmentum.activation.send_time import next_send_times
-
-    wanted = [_wants_time(r) for r in chunk]
-    rows = [r for r, w in zip(chunk, wanted, strict=True) if w]
-    tzs = [r["tz"] for r in rows]
-    if campaign.send_time is None:
-        times = [run_at] * len(rows)
-    else:
-        times = [t or run_at for t in next_send_times([r["hour"] for r in rows], tzs, run_at)]
-    moved = [False] * len(rows)
-    if campaign.quiet_hours is not None:
-        times, moved = _quiet(campaign, times, tzs)
-    it = iter(zip(times, moved, strict=True))
-    return [next(it) if w else (None, False) for w in wanted]
-
-
-def _quiet(campaign: Campaign, times: list, tzs: list) -> tuple[list, list]:
+def _send_times(campaign: Campaign, run_at, cols: dict[str, list]) -> list[tuple]:
+    """(send time, moved by quiet hours) per row: (None, False) for rows without one.
+    Computed once per local hour and time zone."""
     from segmentum.activation.quiet_hours import QuietHours
+    from segmentum.activation.send_time import next_send_time
 
-    q = QuietHours(campaign.quiet_hours.start, campaign.quiet_hours.end)
-    out = [q.next_allowed(t, tz) for t, tz in zip(times, tzs, strict=True)]
-    return out, [a != b for a, b in zip(out, times, strict=True)]
+    q = campaign.quiet_hours
+    quiet = QuietHours(q.start, q.end) if q is not None else None
+    memo: dict[tuple, tuple] = {}
+
+    def when(hour: int | None, tz: str) -> tuple:
+        at = run_at if campaign.send_time is None or hour is None else next_send_time(hour, tz, run_at)
+        allowed = quiet.next_allowed(at, tz) if quiet is not None else at
+        return allowed, allowed != at
+
+    out = []
+    for outcome, reason, hour, tz in zip(cols["outcome"], cols["reason"], cols["hour"], cols["tz"],
+                                         strict=True):
+        if not _wants_time(outcome, reason):
+            out.append((None, False))
+            continue
+        key = (hour, tz)
+        if key not in memo:
+            memo[key] = when(hour, tz)
+        out.append(memo[key])
+    return out
 
 
 def _caps(ws, campaign: Campaign, decisions: list[Decision], at, reserve: bool) -> list[Decision]:

@@ -6,8 +6,9 @@
    unless the delivery log already holds it: a run is planned once, so running the same
    send again changes nothing and sends nothing twice - it only resumes delivery;
 2. the decisions are recorded batch by batch (:class:`~segmentum.activation.delivery.
-   DeliveryLog`), with the cap reservations, and the control assignments are recorded
-   (:class:`~segmentum.activation.control_groups.ControlGroups`);
+   DeliveryLog`), each batch's caps checked against the log, and the control assignments
+   are recorded (:class:`~segmentum.activation.control_groups.ControlGroups`), all in one
+   transaction under the delivery lock: the log holds the whole run or nothing of it;
 3. the Sender delivers the run's due messages (those whose send time has come by the
    as-of time; later ones go on a later ``send`` or ``segmentum deliveries send``).
 
@@ -121,18 +122,21 @@ def _check_channel(channel, campaign: Campaign) -> None:
 
 
 def _record(ws, plan) -> None:
-    """Every decision into the delivery log, then the control assignments."""
+    """Every decision into the delivery log and the control assignments, in one
+    transaction: a run killed while it is recorded leaves nothing, and is planned again."""
     import ibis
     import pyarrow as pa
 
     from segmentum.activation.control_groups import ControlGroups
+    from segmentum.activation.delivery import _locked
 
-    plan.record()
-    arms = plan.rows.select(["contact_id", "arm"])
-    ControlGroups(ws).record(
-        plan.campaign.name,
-        plan.origin.occurrence,
-        ibis.memtable(pa.table(arms)),
-        plan.epoch,
-        plan.run_at,
-    )
+    with _locked(ws):
+        plan.record()
+        arms = plan.rows.select(["contact_id", "arm"])
+        ControlGroups(ws).record(
+            plan.campaign.name,
+            plan.origin.occurrence,
+            ibis.memtable(pa.table(arms)),
+            plan.epoch,
+            plan.run_at,
+        )
