@@ -7,7 +7,8 @@ traceback: a traceback is a bug.
 
     SegmentumError                  code            http  a mistake a person can fix
     ├── UsageError                  usage           400   a bad option, name or argument
-    │   └── NotFoundError           not_found       404   no such segment / campaign / contact / key / ...
+    │   ├── NotFoundError           not_found       404   no such segment / campaign / contact / key / ...
+    │   └── BuilderError            usage           400   a web builder value that is no rule part (segmentum.web.builder)
     ├── ConfigError                 config          400   a bad workspace / backend configuration
     ├── MappingError                mapping         400   a bad column-mapping YAML file
     ├── InputFileError              input_file      400   a file that cannot be read at all

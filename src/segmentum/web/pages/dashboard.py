@@ -82,7 +82,10 @@ def _trends(ws, months: int = 12) -> dict:
     return {**chosen.to_dict(), "rows": rows}
 
 
-def _health(ws, service_health: dict) -> dict:
+LIVE_LAG = 300.0  # seconds behind the stored events after which a live segment needs attention
+
+
+def _health(ws, service_health: dict, live: dict[str, dict] | None) -> dict:
     from segmentum.analytics.freshness import DATA_TIMES, newest_data_time
     from segmentum.segments import SegmentEngine
 
@@ -93,10 +96,14 @@ def _health(ws, service_health: dict) -> dict:
         per_table[table] = {"rows": int(t.count().to_pyarrow().as_py()),
                             "newest": t[column].max().to_pyarrow().as_py()}
     segments = SegmentEngine(ws).list()
-    stale = [s for s in segments if s["last_refresh"] is None
-             or (newest is not None and newest - s["last_refresh"] > STALE_SEGMENT)]
+    if live is not None:  # live segments: behind the stored events, or failing
+        stale = [s for s in segments if (r := live.get(s["name"])) is None
+                 or r["lag_seconds"] > LIVE_LAG or r["last_error"]]
+    else:
+        stale = [s for s in segments if s["last_refresh"] is None
+                 or (newest is not None and newest - s["last_refresh"] > STALE_SEGMENT)]
     return {"newest_data": newest, "tables": per_table, "last_loads": _last_loads(ws),
-            "segments": len(segments), "stale_segments": stale,
+            "segments": len(segments), "stale_segments": stale, "live_segments": live,
             "quarantine": _quarantine(ws), "live": service_health}
 
 
@@ -137,6 +144,8 @@ async def trends(request: Request):
 
 @router.get("/dashboard/health")
 async def health(request: Request):
-    live = request.app.state.service.health()
-    data = await run(request, _health, live)
+    from segmentum.web.pages.segments import live_freshness
+
+    service = request.app.state.service.health()
+    data = await run(request, _health, service, await live_freshness(request))
     return partial(request, "partials/dashboard_health.html", h=data)

@@ -230,6 +230,20 @@ def _locate(error: dict, paths: dict[str, str]) -> dict:
     return {**error, "node": node, "where": B.node_label(node) if node not in (None, "r") else None}
 
 
+async def live_freshness(request: Request) -> dict[str, dict] | None:
+    """Per segment, the live evaluator's freshness (watermark, lag, last full refresh and
+    whether it agreed), or None when the service runs without live segments."""
+    from starlette.concurrency import run_in_threadpool
+
+    from segmentum.service.api._base import plain
+
+    live = getattr(request.app.state.service, "live", None)
+    if live is None:
+        return None
+    rows = await run_in_threadpool(live.freshness)
+    return {r["segment"]: plain(r) for r in rows}
+
+
 def previews(request: Request) -> Previews:
     state = request.app.state
     if not hasattr(state, "web_previews"):
@@ -246,7 +260,8 @@ async def _editor(request: Request, root: dict, mode: str, text: str | None, **e
 # -- routes -----------------------------------------------------------------------------
 @router.get("/segments")
 async def segments(request: Request):
-    return page(request, "segments/list.html", d=await run(request, _list))
+    return page(request, "segments/list.html", d=await run(request, _list),
+                live=await live_freshness(request))
 
 
 async def _builder_page(request: Request, rule: str | None, name: str | None):
@@ -355,7 +370,9 @@ async def segment(request: Request, name: str):
 
     data = await run(request, _segment, name)
     spec = size_history(data["history"]) if len(data["history"]) > 1 else None
-    return page(request, "segments/detail.html", d=data, spec=spec)
+    live = await live_freshness(request)
+    return page(request, "segments/detail.html", d=data, spec=spec,
+                live=(live or {}).get(name))
 
 
 @router.get("/segments/{name}/edit")
