@@ -13,6 +13,8 @@ Suites:
              pandas and PostgreSQL 15 with indexes (members checked equal), as ratios
   cli        start-up: `segmentum --help` and `segmentum rfm --help`, median of 7 processes
              (no workspace, no data; --sizes is ignored)
+  live       live segments: 50 saved segments evaluated for one contact, and events streamed
+             through `segmentum serve` at 1,000/s into memberships and triggers (benchmarks/live.py)
   service    `segmentum serve` on loopback: events/s acknowledged (8 clients, batches of 100),
              ack latency of single events at 1,000/s, 429s and peak memory under overload
              (benchmarks/service.py; --sizes is ignored)
@@ -274,6 +276,15 @@ def suite_send(sizes: list[int], work: Path) -> list[Result]:
     return send.suite_send(sizes, work)
 
 
+def suite_live(sizes: list[int], work: Path) -> list[Result]:
+    """Live segments: per-contact evaluation of 50 segments, and events streamed through
+    `segmentum serve` into memberships and triggers (benchmarks/live.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import live
+
+    return live.suite_live(sizes, work)
+
+
 def suite_campaigns(sizes: list[int], work: Path) -> list[Result]:
     """A campaign to every contact: planned in full without writing (controls, consent, caps,
     best send hours, quiet hours, every message rendered), recorded in the delivery log, and
@@ -304,7 +315,7 @@ def suite_campaigns(sizes: list[int], work: Path) -> list[Result]:
 SUITES = {"ingest": suite_ingest, "analytics": suite_analytics, "personas": suite_personas,
           "segments": suite_segments,
           "cli": suite_cli, "service": suite_service, "campaigns": suite_campaigns,
-          "send": suite_send}
+          "send": suite_send, "live": suite_live}
 
 
 def print_table(results: list[Result]) -> None:
