@@ -17,14 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from segmentum.cli.common import (
-    AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
+    as_of_for,
     console,
     emit_json,
     is_missing,
     open_ws,
-    parse_as_of,
 )
 
 if TYPE_CHECKING:
@@ -112,19 +112,19 @@ def funnel_cmd(
         typer.Option("--stages-file", help="YAML with stages / won / lost lists, per "
                      "pipeline if need be."),
     ] = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deal stages as a funnel: reached, now, conversion, time in stage, audiences."""
     from segmentum.analytics.funnel import funnel
 
-    when = parse_as_of(as_of)
     with open_ws(workspace) as ws:
-        f = funnel(ws, when, pipeline=pipeline, stages=stages, won=won, lost=lost,
+        chosen = as_of_for(ws, as_of, as_json=as_json)
+        f = funnel(ws, chosen.time, pipeline=pipeline, stages=stages, won=won, lost=lost,
                    stages_file=stages_file)
     if as_json:
-        emit_json(f.to_dict())
+        emit_json({**f.to_dict(), **chosen.to_dict()})
         return
     t = f.totals
     console.print(

@@ -27,9 +27,10 @@ import typer
 from rich.table import Table
 
 from segmentum.cli.common import (
-    AsOfOpt,
+    DataAsOfOpt,
     JsonOpt,
     WorkspaceOpt,
+    as_of_for,
     console,
     emit_json,
     is_missing,
@@ -153,7 +154,7 @@ def preview_cmd(
     rule: RuleOpt = None,
     file: FileOpt = None,
     params: ParamOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     sample: Annotated[int, typer.Option("--sample", "-n", min=0, help="Members to show.")] = 10,
     show_sql: Annotated[bool, typer.Option("--sql/--no-sql", help="Print the generated SQL.")] = True,
     workspace: WorkspaceOpt = None,
@@ -162,9 +163,10 @@ def preview_cmd(
     """How many contacts a rule selects (and which), with the SQL it runs."""
     with json_errors(as_json), open_ws(workspace) as ws:
         r, _, _ = _rule_from(rule, file, params)
-        p = _engine(ws).preview(r, as_of=parse_as_of(as_of), sample=sample)
+        chosen = as_of_for(ws, as_of, as_json=as_json)
+        p = _engine(ws).preview(r, as_of=chosen.time, sample=sample)
         if as_json:
-            emit_json(p.to_dict())
+            emit_json({**p.to_dict(), **chosen.to_dict(), "warnings": chosen.warnings + p.warnings})
             return
         console.print(
             f"[bold]{p.count:,}[/] of {p.total:,} contacts ({_pct(p.share)}) as of "
@@ -281,7 +283,8 @@ def members_cmd(
         if live:
             eng.get(name)
             checked = eng.segments.check(name, ())
-            members = eng.members(checked, parse_as_of(as_of)).order_by("contact_id")
+            members = eng.members(checked, as_of_for(ws, as_of, as_json=as_json).time)
+            members = members.order_by("contact_id")
         else:
             members = eng.current_members(name, parse_as_of(as_of, default_now=False))
         if out is not None:
@@ -307,20 +310,22 @@ def members_cmd(
 def refresh_cmd(
     names: Annotated[list[str] | None, typer.Argument(help="Segments (default: all).",
                                                        show_default=False)] = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute members as of a time and record who entered and who left."""
     with json_errors(as_json), open_ws(workspace) as ws:
         started = time.perf_counter()
-        results = _engine(ws).refresh(names or None, parse_as_of(as_of))
+        chosen = as_of_for(ws, as_of, as_json=as_json)
+        results = _engine(ws).refresh(names or None, chosen.time)
         seconds = time.perf_counter() - started
         from segmentum.cli.trigger import after_refresh, print_runs
 
         runs = after_refresh(ws, results)
         if as_json:
-            emit_json({"refreshed": [r.to_dict() for r in results], "seconds": round(seconds, 3),
+            emit_json({**chosen.to_dict(), "refreshed": [r.to_dict() for r in results],
+                       "seconds": round(seconds, 3),
                        "triggers": [r.to_dict() for r in runs]})
             return
         if not results:
@@ -400,7 +405,7 @@ def explain_cmd(
     name: Annotated[str | None, typer.Argument(help="Saved segment.", show_default=False)] = None,
     contact: Annotated[str, typer.Option("--contact", "-c", help="Contact id.")] = ...,
     rule: RuleOpt = None,
-    as_of: AsOfOpt = None,
+    as_of: DataAsOfOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -411,9 +416,10 @@ def explain_cmd(
         eng = _engine(ws)
         if name is not None:
             eng.get(name)
-        e = eng.explain(name if name is not None else rule, contact, parse_as_of(as_of))
+        chosen = as_of_for(ws, as_of, as_json=as_json)
+        e = eng.explain(name if name is not None else rule, contact, chosen.time)
         if as_json:
-            emit_json(e.to_dict())
+            emit_json({**e.to_dict(), **chosen.to_dict()})
         else:
             typer.echo(e.render())
 
