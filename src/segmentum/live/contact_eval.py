@@ -532,32 +532,52 @@ class ContactEvaluator:
         del T
         return self.reader.read(contacts)
 
-    def evaluate(self, names: Iterable[str], data: ContactRows, T: _dt.datetime) -> set[tuple[str, str]]:
-        """(segment, contact_id) for every member among the contacts of ``data`` as of T."""
+    def evaluate(self, names: Iterable[str], data: ContactRows, T: _dt.datetime,
+                 failed: dict[str, str] | None = None) -> set[tuple[str, str]]:
+        """(segment, contact_id) for every member among the contacts of ``data`` as of T.
+        The rules share one interpreter (a fact several rules use is computed once per
+        contact); with ``failed``, a rule that raises is recorded there and the others go on."""
         it = _Interp(Compiler(self.catalog, T, exists="scan"), self.memo)
         out = set()
+        names = list(names)
         for cid, profile in data.contacts.items():
             created = _ts(profile.get("created_at"))
             if created is not None and created > T:
                 continue
             for name in names:
+                if failed is not None and name in failed:
+                    continue
                 rule = self.rules[name]
-                if it.cond(rule.simplified, CONTACT, _Env(data, cid, None, rule), True):
-                    out.add((name, cid))
-        return out
+                try:
+                    if it.cond(rule.simplified, CONTACT, _Env(data, cid, None, rule), True):
+                        out.add((name, cid))
+                except Exception as exc:
+                    if failed is None:
+                        raise
+                    failed[name] = f"{type(exc).__name__}: {exc}"
+        return {(n, c) for n, c in out if failed is None or n not in failed}
 
-    def next_change(self, names: Iterable[str], data: ContactRows, T: _dt.datetime
-                    ) -> dict[tuple[str, str], _dt.datetime]:
+    def next_change(self, names: Iterable[str], data: ContactRows, T: _dt.datetime,
+                    failed: dict[str, str] | None = None) -> dict[tuple[str, str], _dt.datetime]:
         """(segment, contact_id) -> the earliest moment after T at which the truth can change
-        with no new data (see :mod:`.timers`); pairs with none are absent."""
+        with no new data (see :mod:`.timers`); pairs with none are absent. ``failed`` as for
+        :meth:`evaluate`."""
         moments = _Moments(Compiler(self.catalog, T, exists="scan"), data, self.memo)
         out = {}
         for name in names:
+            if failed is not None and name in failed:
+                continue
             rule = self.rules[name]
-            for cid in data.contacts:
-                due = moments.of(rule, cid)
-                if due is not None:
-                    out[(name, cid)] = due
+            try:
+                for cid in data.contacts:
+                    due = moments.of(rule, cid)
+                    if due is not None:
+                        out[(name, cid)] = due
+            except Exception as exc:
+                if failed is None:
+                    raise
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                out = {k: v for k, v in out.items() if k[0] != name}
         return out
 
 

@@ -220,18 +220,20 @@ class LiveSegments:
         rules = self.rules
         try:
             data = rules.evaluator.fetch(contacts, T)
-            each = [(name, lambda: (rules.evaluator, data)) for name in names]
         except Exception:  # noqa: BLE001 - isolated below, segment by segment
-            def alone(name):
-                one = ContactEvaluator(rules.engine.catalog, {name: rules.checked[name]})
-                return one, one.fetch(contacts, T)
-            each = [(name, lambda name=name: alone(name)) for name in names]
+            data = None
+        if data is not None:
+            members = rules.evaluator.evaluate(names, data, T, failed)
+            due = rules.evaluator.next_change(names, data, T, failed)
+            members = {m for m in members if m[0] not in failed}
+            return [n for n in names if n not in failed], members, due
         ok, members, due = [], set(), {}
-        for name, rows in each:
+        for name in names:  # which segment's rows cannot be read
             try:
-                evaluator, d = rows()
-                members |= evaluator.evaluate([name], d, T)
-                due.update(evaluator.next_change([name], d, T))
+                one = ContactEvaluator(rules.engine.catalog, {name: rules.checked[name]})
+                d = one.fetch(contacts, T)
+                members |= one.evaluate([name], d, T)
+                due.update(one.next_change([name], d, T))
                 ok.append(name)
             except Exception as exc:  # noqa: BLE001 - one failing segment must not stop the others
                 failed[name] = f"{type(exc).__name__}: {exc}"
