@@ -94,13 +94,14 @@ def test_nested_rule_counts_what_the_cli_previews(page, site):
     settle(page)
     count = int(page.get_attribute("#live-count", "data-count"))
     assert count == site["cli_count"] > 0
+    screenshot(page, "segment-builder-nested")
     page.click("#tab-text")
     settle(page)
     from segmentum.segments.parser import parse
     from segmentum.segments.printer import to_text
 
     assert to_text(parse(page.input_value("#rule-text"))) == to_text(parse(NESTED_RULE))
-    screenshot(page, "segment-builder-nested")
+    screenshot(page, "segment-text")
 
 
 def test_broken_rule_is_underlined_at_its_position(page):

@@ -17,6 +17,24 @@ from segmentum.workspace import open_workspace
 SLOW = "SELECT count(*) FROM range(20000000) a(i), range(20000000) b(j) WHERE i * j % 7 = 3"
 
 
+def arun(coro):
+    """``asyncio.run`` on a thread of its own (the session's Playwright keeps a loop on this one)."""
+    out: dict = {}
+
+    def main() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised on the test's thread
+            out["error"] = exc
+
+    t = threading.Thread(target=main)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _access(tmp_path) -> WorkspaceAccess:
     return WorkspaceAccess(lambda: open_workspace(str(tmp_path / "ws.duckdb")))
 
@@ -35,11 +53,11 @@ def test_only_the_newest_waiting_count_runs(tmp_path):
             gate.set()
             return await asyncio.gather(*tasks)
 
-        results = asyncio.run(edits())
+        results = arun(edits())
         assert results == [SUPERSEDED, SUPERSEDED, 3]
         assert ran == [3]
         # a late arrival of an older request is refused at once
-        assert asyncio.run(previews.count(access, "ed", 2, lambda ws: ran.append(2))) is SUPERSEDED
+        assert arun(previews.count(access, "ed", 2, lambda ws: ran.append(2))) is SUPERSEDED
     finally:
         gate.set()
         access.close()
@@ -67,7 +85,7 @@ def test_a_newer_edit_interrupts_the_running_count(tmp_path):
         async def both():
             return await asyncio.gather(edits(), newer())
 
-        (first, other, seconds), newest = asyncio.run(both())
+        (first, other, seconds), newest = arun(both())
         assert first is SUPERSEDED and newest == "newest" and other == "other"
         assert seconds < 30  # the cross join alone would take hours
     finally:
@@ -88,6 +106,6 @@ def test_another_editor_never_interrupts(tmp_path):
             b = await previews.count(access, "b", 5, lambda ws: "b")
             return await a, b
 
-        assert asyncio.run(run()) == ("done", "b")
+        assert arun(run()) == ("done", "b")
     finally:
         access.close()

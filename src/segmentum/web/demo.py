@@ -25,7 +25,6 @@ import random
 import secrets
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 

@@ -38,7 +38,8 @@ from segmentum.service.api._base import plain
 from segmentum.web import assets, builder
 from segmentum.web.security import LoginRequired, web_user
 
-__all__ = ["web_router", "run", "page", "partial", "form_data", "is_htmx", "env", "NAV"]
+__all__ = ["web_router", "run", "page", "partial", "form_data", "first", "save_from_form", "is_htmx",
+           "env", "NAV"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FORM = 256 * 1024
@@ -158,6 +159,18 @@ async def form_data(request: Request) -> dict[str, list[str]]:
     for key, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
         out.setdefault(key, []).append(value)
     return out
+
+
+async def save_from_form(request: Request, save: Callable[..., dict], document: Callable[[dict], dict],
+                         base: str) -> Response:
+    """A change made from a form: the document it describes saved by ``save(ws, doc, user)``
+    (write scope), then the browser sent to ``{base}/{name}`` (htmx's HX-Redirect)."""
+    from segmentum.web.security import require
+
+    require(request, "write")
+    doc = document(await form_data(request))
+    saved = await run(request, save, doc, request.state.web_user.name)
+    return Response(status_code=204, headers={"HX-Redirect": f"{base}/{quote(saved['name'], safe='')}"})
 
 
 def first(form: Mapping[str, list[str]], key: str, default: str = "") -> str:

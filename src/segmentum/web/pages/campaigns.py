@@ -22,10 +22,9 @@ import json
 from pathlib import Path
 
 from fastapi import Query, Request
-from fastapi.responses import Response
 
 from segmentum.errors import UsageError
-from segmentum.web.render import first, form_data, page, partial, run, web_router
+from segmentum.web.render import first, form_data, page, partial, run, save_from_form, web_router
 from segmentum.web.security import require
 
 __all__ = ["router", "campaign_document"]
@@ -173,10 +172,7 @@ async def preview(request: Request):
 
 @router.post("/campaigns")
 async def create(request: Request):
-    require(request, "write")
-    form = await form_data(request)
-    saved = await run(request, _save, campaign_document(form), request.state.web_user.name)
-    return Response(status_code=204, headers={"HX-Redirect": f"/campaigns/{saved['name']}"})
+    return await save_from_form(request, _save, campaign_document, "/campaigns")
 
 
 @router.get("/campaigns/{name}")

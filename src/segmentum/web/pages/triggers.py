@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 
 from fastapi import Request
-from fastapi.responses import Response
 
-from segmentum.web.render import first, form_data, page, partial, run, web_router
+from segmentum.web.render import first, page, partial, run, save_from_form, web_router
 from segmentum.web.security import require
 
 __all__ = ["router"]
@@ -87,10 +86,7 @@ async def new_trigger(request: Request, segment: str = ""):
 
 @router.post("/triggers")
 async def create(request: Request):
-    require(request, "write")
-    form = await form_data(request)
-    saved = await run(request, _save, trigger_document(form), request.state.web_user.name)
-    return Response(status_code=204, headers={"HX-Redirect": f"/triggers/{saved['name']}"})
+    return await save_from_form(request, _save, trigger_document, "/triggers")
 
 
 @router.post("/triggers/fire")
