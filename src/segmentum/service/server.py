@@ -3,7 +3,8 @@
 Order: refuse if a live server already holds the workspace (its serve file), bind the
 socket (port 0 picks a free port), open the service state (the workspace's DuckDB lock, the
 intake log's lock), write ``<workspace>.serve.json`` with the real URL, run uvicorn
-(uvloop and httptools; one process, since one process may write the workspace) until
+(uvloop and httptools; one process, since one process may write the workspace; the
+tracking endpoints ahead of the application, :class:`~.tracking.TrackingFront`) until
 SIGINT / SIGTERM, then close everything and remove the serve file. Each step that fails
 says why, before anything listens.
 """
@@ -23,6 +24,7 @@ from segmentum.service.app import create_app
 from segmentum.service.serve_info import ServeInfo, read_serve_info, remove_serve_info, write_serve_info
 from segmentum.service.settings import ServeSettings
 from segmentum.service.state import ServiceState
+from segmentum.service.tracking import TrackingFront
 
 __all__ = ["serve"]
 
@@ -51,7 +53,7 @@ def serve(settings: ServeSettings, *, on_ready: Callable[[ServeInfo], None] | No
         started_at=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     )
     config = uvicorn.Config(
-        create_app(settings, state),
+        TrackingFront(create_app(settings, state)),  # tracking requests skip FastAPI's stack
         loop="uvloop",
         http="httptools",
         access_log=False,
