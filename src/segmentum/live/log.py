@@ -24,16 +24,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from segmentum.errors import StorageError
 
 __all__ = ["Offset", "LogRecord", "IntakeLog"]
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class Offset:
-    """Where a record is: its partition and its position there."""
+class Offset(NamedTuple):
+    """Where a record is: its partition and its position there (ordered as such; a tuple,
+    cheap to make for every record read)."""
 
     partition: int
     position: int
@@ -42,8 +42,7 @@ class Offset:
         return f"{self.partition}:{self.position}"
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """One durable record: its offset, partition key and value."""
 
     offset: Offset

@@ -77,29 +77,32 @@ def _frame(position: int, key: bytes, value: bytes) -> bytes:
 
 def _frames(fd: int, byte: int, position: int, stop: int) -> Iterator[tuple[int, bytes, bytes, int]]:
     """Valid frames of a file from ``byte`` (holding ``position``) up to ``stop``:
-    ``(position, key, value, next byte)``; ends at the first frame that is not valid."""
-    buf, base = b"", byte  # buf holds the file's bytes [base, base + len(buf))
-
-    def take(at: int, n: int) -> bytes:
-        nonlocal buf, base
-        if at + n > base + len(buf):
-            buf, base = buf[at - base:], at
-            buf += os.pread(fd, max(_CHUNK, n - len(buf)), base + len(buf))
-        return buf[at - base : at - base + n]
-
+    ``(position, key, value, next byte)``; ends at the first frame that is not valid.
+    The file is read a chunk at a time (a frame larger than a chunk: in one read) and each
+    chunk's frames parsed in place."""
+    want = _CHUNK
     while byte + HEADER.size <= stop:
-        head = take(byte, HEADER.size)
-        if len(head) < HEADER.size:
-            return
-        vlen, klen, pos, crc = HEADER.unpack(head)
-        end = byte + HEADER.size + klen + vlen
-        if pos != position or klen > _MAX_KEY or end > stop:
-            return
-        body = take(byte + HEADER.size, klen + vlen)
-        if len(body) < klen + vlen or zlib.crc32(body, zlib.crc32(head[:16])) != crc:
-            return
-        yield pos, body[:klen], body[klen:], end
-        byte, position = end, position + 1
+        buf = os.pread(fd, min(want, stop - byte), byte)
+        view, size, off = memoryview(buf), len(buf), 0
+        while off + HEADER.size <= size:
+            vlen, klen, pos, crc = HEADER.unpack_from(buf, off)
+            start, end = off + HEADER.size, off + HEADER.size + klen + vlen
+            if pos != position or klen > _MAX_KEY or byte + end > stop:
+                return
+            if end > size:
+                break
+            if zlib.crc32(view[start:end], zlib.crc32(view[off : off + 16])) != crc:
+                return
+            yield pos, buf[start : start + klen], buf[start + klen : end], byte + end
+            off, position = end, position + 1
+        if off == 0:  # not one whole frame in this read: the next reads the first one whole
+            if size < min(want, stop - byte):
+                return  # the file is shorter than it should be
+            vlen, klen = struct.unpack_from("<II", buf, 0)
+            want = max(_CHUNK, HEADER.size + klen + vlen)
+        else:
+            want = _CHUNK
+        byte += off
 
 
 def _fsync_dir(path: Path) -> None:

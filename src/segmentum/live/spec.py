@@ -199,7 +199,8 @@ def _message(index: int, event: Any, endpoint: str, shared: dict, source: str,
             code="payload_too_large",
         )
     kind = _type(event, endpoint)
-    record = {k: v for k, v in event.items() if k != "writeKey"}
+    record = dict(event)
+    record.pop("writeKey", None)
     for name in ("context", "integrations"):
         if name in shared:
             own = event.get(name)
@@ -237,6 +238,8 @@ def _id(event: dict, name: str) -> str | None:
     value = event.get(name)
     if value is None:
         return None
+    if type(value) is str and len(value) <= _MAX_ID:  # the common case, at once
+        return value.strip() or None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _Invalid(name, f"`{name}` must be text or a number, not {type(value).__name__}")
     if isinstance(value, float) and value.is_integer():
