@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segmentum.activation.caps import CapLedger, CapRule, fits
@@ -204,3 +204,32 @@ def test_a_message_being_sent_counts(ws):
     assert DeliveryLog(ws).outcomes(campaign("now-sending")) == {"sending": 1}
     out = CapLedger(ws).reserve(scheduled(campaign("nov"), ["C0"], T), [CapRule("*", None, 1, DAY)], T)
     assert out[0].outcome == "capped"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(past=st.lists(st.tuples(st.integers(0, 9), st.integers(-200, 200), st.sampled_from(
+           ["email", "sms"]), st.sampled_from([("marketing",), ("service",)])), max_size=12),
+       hours=st.lists(st.integers(0, 48), min_size=10, max_size=10),
+       limit=st.integers(1, 3), width=st.integers(1, 100), tag=st.sampled_from([None, "marketing"]))
+def test_reserve_decides_as_fits_over_the_whole_log(ws, past, hours, limit, width, tag):
+    """Contacts far from their limits are admitted without the exact check: the outcome is
+    still what ``fits`` says over every counted message in the log."""
+    for n, (c, h, channel, tags) in enumerate(past):
+        at = T + dt.timedelta(hours=h)
+        [d] = scheduled(campaign(f"h{n}-{c}-{h}-{channel}-{tags[0]}"), [f"C{c}"], at,
+                        channel=channel, tags=tags)
+        DeliveryLog(ws).record_plan([d])
+    rules = [CapRule("email", tag, limit, dt.timedelta(hours=width)),
+             CapRule("*", None, limit + 1, dt.timedelta(hours=2 * width))]
+    decisions = [scheduled(campaign("now"), [f"C{i}"], T + dt.timedelta(hours=h))[0]
+                 for i, h in enumerate(hours)]
+    got = [d.outcome for d in CapLedger(ws).reserve(decisions, rules, T, record=False)]
+    log = [r for r in DeliveryLog(ws).table().to_pyarrow().to_pylist() if r["outcome"] == "scheduled"]
+    expected = []
+    for d in decisions:
+        def stored(rule):
+            return sorted(r["send_at"] for r in log if r["contact_id"] == d.contact_id
+                          and rule.applies(r["channel"], r["tags"]))
+        ok = all(fits(stored(r), d.send_at, r) for r in rules if r.applies("email", ("marketing",)))
+        expected.append("scheduled" if ok else "capped")
+    assert got == expected

@@ -11,7 +11,10 @@ What counts: the contact's messages in the delivery log that are sent, maybe sen
 ``send_at``), and the messages admitted earlier in the same call. A new message at time t
 fits a rule when every window of length ``window`` that contains t holds fewer than
 ``limit`` counted messages: future reservations count too, so a deferred message can't
-push a later window over.
+push a later window over. One query counts, per contact and rule, the counted messages
+within the rule's window of the call's earliest and latest times; a contact with one
+decision and fewer than the limit there fits every window, and only the others are
+checked message by message against their rows.
 
 :meth:`CapLedger.reserve` checks and records in one step under the workspace's delivery
 lock and one transaction: the admitted (and deferred) messages are written to the delivery log before the
@@ -27,10 +30,12 @@ from __future__ import annotations
 import bisect
 import dataclasses as dc
 import datetime as _dt
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from segmentum.activation.delivery import COUNTED, DELIVERIES, PENDING, DeliveryLog, _locked
@@ -174,11 +179,14 @@ class CapLedger:
         if not rules or not capped:
             return decisions
         times = [_when(decisions[i], T) for i in capped]
+        exact = self._not_clear(decisions, capped, times, rules)
+        if not exact:
+            return decisions
         reach = max(r.window for r in rules)
-        history = self._history([decisions[i].contact_id for i in capped],
+        history = self._history([decisions[i].contact_id for i, _ in exact],
                                 min(times) - reach, max(times) + reach + delay)
         out = list(decisions)
-        for i, at in zip(capped, times, strict=True):
+        for i, at in exact:
             d = decisions[i]
             counted = history.setdefault(d.contact_id, _Counted())
             own = [r for r in rules if r.applies(d.message.channel, d.message.tags)]
@@ -196,24 +204,59 @@ class CapLedger:
                                     send_at=later)
         return out
 
-    def _history(self, contact_ids: list[str], start: _dt.datetime,
-                 end: _dt.datetime) -> dict[str, _Counted]:
-        """Each contact's counted messages between ``start`` and ``end``."""
+    def _not_clear(self, decisions: list[Decision], capped: list[int], times: list[_dt.datetime],
+                   rules: list[CapRule]) -> list[tuple[int, _dt.datetime]]:
+        """(index, time) of the decisions that need the exact check: those of a contact
+        with more than one decision here, or with, for one of its rules, as many counted
+        messages as the limit within the rule's window of the earliest or latest time
+        here. The others fit: a window around any of the times holds fewer than that."""
+        ids = [decisions[i].contact_id for i in capped]
+        repeated = {c for c, n in Counter(ids).items() if n > 1}
+        near = self._near_counts(ids, rules, min(times), max(times))
+        exact = []
+        for i, cid, at in zip(capped, ids, times, strict=True):
+            counts = near.get(cid)
+            if cid in repeated or (counts is not None and _may_be_over(decisions[i], rules, counts)):
+                exact.append((i, at))
+        return exact
+
+    def _counted_rows(self, contact_ids: list[str], start: _dt.datetime,
+                      end: _dt.datetime) -> ir.Table | None:
+        """contact_id, channel, tags, at of the counted messages of these contacts strictly
+        between ``start`` and ``end`` (None: no delivery log yet)."""
         if not self.wh.has_table(DELIVERIES):
-            return {}
+            return None
         # the stored rows: a message being sent is still pending there, so it counts
         d = self.wh.table(DELIVERIES)
         ids = ibis.memtable(pa.table({"contact_id": pa.array(sorted(set(contact_ids)), pa.string())}))
         when = d.sent_at.coalesce(d.send_at)
-        rows = (
+        return (
             d.filter(d.outcome.isin(list(COUNTED)) & ~d.transactional.fill_null(False)
                      & (when > start) & (when < end))
             .semi_join(ids, "contact_id")
             .select("contact_id", "channel", "tags", at=when)
-            .order_by("at")
-            .to_pyarrow()
-            .to_pylist()
         )
+
+    def _near_counts(self, contact_ids: list[str], rules: list[CapRule], lo: _dt.datetime,
+                     hi: _dt.datetime) -> dict[str, tuple[int, ...]]:
+        """Per contact with counted messages: how many each rule counts between
+        ``lo - window`` and ``hi + window`` (one query)."""
+        reach = max(r.window for r in rules)
+        t = self._counted_rows(contact_ids, lo - reach, hi + reach)
+        if t is None:
+            return {}
+        counts = {f"n{j}": _applies(t, r, lo, hi).cast("int64").sum() for j, r in enumerate(rules)}
+        rows = t.group_by("contact_id").agg(**counts).to_pyarrow()
+        columns = [rows.column(f"n{j}").to_pylist() for j in range(len(rules))]
+        return dict(zip(rows.column("contact_id").to_pylist(), zip(*columns), strict=True))
+
+    def _history(self, contact_ids: list[str], start: _dt.datetime,
+                 end: _dt.datetime) -> dict[str, _Counted]:
+        """Each contact's counted messages between ``start`` and ``end``."""
+        t = self._counted_rows(contact_ids, start, end)
+        if t is None:
+            return {}
+        rows = t.order_by("at").to_pyarrow().to_pylist()
         out: dict[str, _Counted] = {}
         for r in rows:
             c = out.setdefault(r["contact_id"], _Counted())
@@ -222,9 +265,26 @@ class CapLedger:
         return out
 
 
+def _applies(t: ir.Table, rule: CapRule, lo: _dt.datetime, hi: _dt.datetime) -> ir.BooleanValue:
+    """Rows of ``t`` the rule counts, within its window of ``lo`` or ``hi`` or between."""
+    ts = "timestamp('UTC')"
+    inside = (t.at > ibis.literal(lo - rule.window, type=ts)) & (t.at < ibis.literal(hi + rule.window, type=ts))
+    if rule.channel != "*":
+        inside = inside & (t.channel == rule.channel)
+    if rule.tag is not None:
+        inside = inside & t.tags.contains(rule.tag).fill_null(False)
+    return inside
+
+
+def _may_be_over(d: Decision, rules: list[CapRule], counts: tuple[int, ...]) -> bool:
+    m = d.message
+    return any(n >= r.limit for r, n in zip(rules, counts, strict=True) if r.applies(m.channel, m.tags))
+
+
 def _cappable(d: Decision) -> bool:
     return d.message is not None and d.outcome in _OPEN and not d.message.transactional
 
 
 def _when(d: Decision, T: _dt.datetime) -> _dt.datetime:
-    return to_utc(d.send_at or d.message.send_at or T)
+    at = d.send_at or d.message.send_at or T
+    return at if at.tzinfo is _dt.UTC else to_utc(at)
