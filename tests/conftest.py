@@ -11,6 +11,8 @@ from tests.workspaces import build_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# CRM exports in Polish, German and Russian, shipped as examples (the README loads them)
+CRM_EXAMPLES = REPO / "examples" / "crm"
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES, REPO
+from .conftest import CRM_EXAMPLES, REPO
 
-CRM = FIXTURES / "crm"
+CRM = CRM_EXAMPLES
 
 
 def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

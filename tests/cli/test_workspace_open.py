@@ -15,9 +15,9 @@ import pytest
 from segmentum.errors import WorkspaceBusyError, WorkspaceMissingError
 from segmentum.workspace import open_workspace, serve_file
 
-from ..conftest import FIXTURES
+from ..conftest import CRM_EXAMPLES
 
-CRM = FIXTURES / "crm"
+CRM = CRM_EXAMPLES
 EXE = Path(sys.executable).with_name("segmentum")
 
 

@@ -15,9 +15,9 @@ import pytest
 from segmentum.errors import InputFileError, MappingError, UsageError
 from segmentum.segments.errors import RuleError
 
-from ..conftest import FIXTURES
+from ..conftest import CRM_EXAMPLES, FIXTURES
 
-CRM = FIXTURES / "crm"
+CRM = CRM_EXAMPLES
 UTC = dt.UTC
 
 

@@ -14,9 +14,9 @@ import yaml
 from segmentum.data.suggest import suggest_mapping
 from segmentum.errors import InputFileError
 
-from ..conftest import FIXTURES
+from ..conftest import CRM_EXAMPLES
 
-MESSY = FIXTURES / "crm" / "messy"
+MESSY = CRM_EXAMPLES / "messy"
 
 EXPECTED = {
     ("eksport_klientow.csv", "contacts"): {

@@ -14,7 +14,7 @@ from segmentum.warehouse.duckdb import DuckDBWarehouse
 from segmentum.warehouse.spark import SparkWarehouse
 from tests.workspaces import canonical_frame
 
-from ..conftest import FIXTURES
+from ..conftest import CRM_EXAMPLES
 
 
 class PlainDuckDB(DuckDBWarehouse):
@@ -55,8 +55,8 @@ def test_without_order_line_copies_the_workspace_keeps_none(plain_ws, ws):
 
 def test_without_ingest_loading_is_refused(plain_ws):
     with pytest.raises(WorkspaceError, match="Loading files needs"):
-        plain_ws.load("contacts", FIXTURES / "crm" / "kontakty.csv",
-                      mapping=FIXTURES / "crm" / "kontakty.yaml")
+        plain_ws.load("contacts", CRM_EXAMPLES / "kontakty.csv",
+                      mapping=CRM_EXAMPLES / "kontakty.yaml")
 
 
 def _fill(*workspaces) -> None:
