@@ -64,6 +64,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmentum.activation.consent import workspace_key
 from segmentum.activation.message import Decision, Origin, OutboundMessage, message_key
@@ -170,28 +171,24 @@ class DeliveryLog:
         if not decisions:
             return 0
         origin, channel = _identity(decisions, origin, channel)
-        planned_at = to_utc(at)
-        rows, messages = {}, {}
-        for d in decisions:
-            row, message = _row(d, origin, channel, planned_at)
-            if row["key"] not in rows:
-                rows[row["key"]] = row
-                if message is not None:
-                    messages[row["key"]] = message
+        rows, messages = _plan_tables(decisions, origin, channel, to_utc(at))
         with _locked(self.ws):
             self._ensure()
-            added = self._insert_new(DELIVERIES, _arrow(list(rows.values()), DELIVERIES_SCHEMA))
-            self._insert_new(MESSAGES, _arrow(list(messages.values()), MESSAGES_SCHEMA))
+            added = self._insert_new(DELIVERIES, rows)
+            self._insert_new(MESSAGES, messages)
         return added
 
     def _insert_new(self, table: str, rows: pa.Table) -> int:
+        """Insert the rows whose key the table does not have yet; returns how many."""
         if rows.num_rows == 0:
             return 0
-        new = ibis.memtable(rows).anti_join(self.wh.table(table).select("key"), "key")
-        count = int(new.count().to_pyarrow().as_py())
-        if count:
-            self.wh.insert(table, new)
-        return count
+        wanted = ibis.memtable(rows.select(["key"]))
+        old = self.wh.table(table).select("key").semi_join(wanted, "key").to_pyarrow()
+        if old.num_rows:
+            rows = rows.filter(pc.invert(pc.is_in(rows["key"], value_set=old["key"])))
+        if rows.num_rows:
+            self.wh.insert(table, rows)
+        return rows.num_rows
 
     # -- reading -------------------------------------------------------------------------
     def table(self) -> ir.Table:
@@ -275,27 +272,62 @@ def _identity(decisions: list[Decision], origin: Origin | None, channel: str | N
     return origin, channel
 
 
-def _row(d: Decision, origin: Origin, channel: str, planned_at: _dt.datetime) -> tuple[dict, dict | None]:
-    m = d.message
-    o = m.origin if m is not None else origin
-    ch = m.channel if m is not None else channel
-    key = m.key if m is not None else message_key(o, d.contact_id, ch)
-    send_at = d.send_at or (m.send_at if m is not None else None)
-    row = {
-        "key": key, "origin_kind": o.kind, "origin_name": o.name, "occurrence": o.occurrence,
-        "contact_id": str(d.contact_id), "channel": ch, "arm": d.arm, "outcome": d.outcome,
-        "reason": d.reason, "tags": list(m.tags) if m is not None else None,
-        "transactional": m.transactional if m is not None else None, "planned_at": planned_at,
-        "send_at": send_at, "expires_at": m.expires_at if m is not None else None,
-        "attempted_at": None, "sent_at": None, "provider_id": None, "error": None, "attempts": 0,
+def _plan_tables(decisions: list[Decision], origin: Origin, channel: str,
+                 planned_at: _dt.datetime) -> tuple[pa.Table, pa.Table]:
+    """The deliveries rows of the decisions (the first of each key) and the
+    delivery_messages rows of those that will be sent, built column by column."""
+    kept: dict[str, Decision] = {}
+    for d in decisions:
+        m = d.message
+        if m is None and d.outcome in PENDING:
+            raise UsageError(f"Decision for {d.contact_id!r} is {d.outcome!r} but has no message.")
+        key = m.key if m is not None else message_key(origin, d.contact_id, channel)
+        kept.setdefault(key, d)
+    ds = list(kept.values())
+    ms = [d.message for d in ds]
+    origins = [origin if m is None else m.origin for m in ms]
+    n = len(ds)
+    columns = {
+        "key": list(kept),
+        "origin_kind": [o.kind for o in origins],
+        "origin_name": [o.name for o in origins],
+        "occurrence": [o.occurrence for o in origins],
+        "contact_id": [str(d.contact_id) for d in ds],
+        "channel": [channel if m is None else m.channel for m in ms],
+        "arm": [d.arm for d in ds],
+        "outcome": [d.outcome for d in ds],
+        "reason": [d.reason for d in ds],
+        "tags": [None if m is None else list(m.tags) for m in ms],
+        "transactional": [None if m is None else m.transactional for m in ms],
+        "planned_at": [planned_at] * n,
+        "send_at": [d.send_at or (None if m is None else m.send_at) for d, m in zip(ds, ms, strict=True)],
+        "expires_at": [None if m is None else m.expires_at for m in ms],
+        "attempts": [0] * n,
     }
-    if d.outcome in PENDING and m is None:
-        raise UsageError(f"Decision for {d.contact_id!r} is {d.outcome!r} but has no message.")
-    if d.outcome not in PENDING:  # nothing will be sent: the content is not kept
-        return row, None
-    message = {"key": key, "to": m.to, "subject": m.subject, "text": m.text, "html": m.html,
-               "headers": json.dumps(dict(m.headers)), "data": json.dumps(dict(m.data), default=str)}
-    return row, message
+    rows = _columns(columns, DELIVERIES_SCHEMA, n)
+    # nothing will be sent for the other outcomes: their content is not kept
+    sent = [(k, d.message) for k, d in kept.items() if d.outcome in PENDING]
+    messages = {
+        "key": [k for k, _ in sent],
+        "to": [m.to for _, m in sent],
+        "subject": [m.subject for _, m in sent],
+        "text": [m.text for _, m in sent],
+        "html": [m.html for _, m in sent],
+        "headers": [_json(m.headers) for _, m in sent],
+        "data": [_json(m.data) for _, m in sent],
+    }
+    return rows, _columns(messages, MESSAGES_SCHEMA, len(sent))
+
+
+def _columns(values: dict[str, list], schema: dict, n: int) -> pa.Table:
+    """An Arrow table of ``schema`` from lists of values (absent columns: nulls)."""
+    arrow = ibis.schema(schema).to_pyarrow()
+    return pa.table([pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type)
+                     for f in arrow], schema=arrow)
+
+
+def _json(mapping) -> str:
+    return json.dumps(dict(mapping), default=str) if mapping else "{}"
 
 
 def _message(r: dict) -> OutboundMessage:
