@@ -43,6 +43,7 @@ from segmentum.live.mapping import EventTable, MappingConfig, is_event, other_ro
 __all__ = ["Applied", "apply_records"]
 
 _AFTER_CONTACTS = ("orders", "order_items")
+_PLAIN = frozenset(("track", "page", "screen", "group"))  # messages that only become an events row
 _PREPARED: weakref.WeakSet = weakref.WeakSet()  # warehouses whose identity tables exist
 
 
@@ -72,12 +73,16 @@ class _Rows:
         self.events: dict[str, EventTable] = {}
         self.contact_times: dict[str, str] = {}
 
+    def event(self, message: dict, contact: str, position: int) -> None:
+        table = self.events.get(message["source"])
+        if table is None:
+            table = self.events[message["source"]] = EventTable(self.config)
+        table.add(message, contact, position)
+
     def add(self, message: dict, contact: str, offset: Offset) -> None:
         source = message["source"]
         if is_event(message):
-            if source not in self.events:
-                self.events[source] = EventTable(self.config)
-            self.events[source].add(message, contact, offset.position)
+            self.event(message, contact, offset.position)
         for kind, row in other_rows(message, contact, self.config):
             self.by[(kind, source)].append((offset, row))
             if kind == "contacts":
@@ -135,9 +140,13 @@ def _resolve(wh, messages: list[tuple[Offset, dict]], config: MappingConfig) -> 
     """Each message resolved to its contact (or held) and turned into rows, in log order."""
     anonymous = {m.get("anonymousId") for _, m in messages} | {m.get("previousId") for _, m in messages}
     resolver = Resolver.load(wh, {a for a in anonymous if isinstance(a, str)})
-    rows, released = _Rows(config), 0
+    rows, released, order_event = _Rows(config), 0, config.order_event
     for offset, message in messages:
-        if message["type"] == "alias":
+        kind, user = message["type"], message.get("userId")
+        if user and kind in _PLAIN and not message.get("anonymousId") and message.get("event") != order_event:
+            rows.event(message, user, offset.position)  # most messages: no identity to link, one row
+            continue
+        if kind == "alias":
             freed = resolver.link(str(message["previousId"]), message["userId"], "alias", message, offset)
         elif message.get("userId"):
             freed = resolver.link(message.get("anonymousId"), message["userId"], message["type"], message, offset)

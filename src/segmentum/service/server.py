@@ -12,6 +12,7 @@ says why, before anything listens.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import os
 import socket
 import sys
@@ -102,6 +103,9 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets=None) -> None:
         await super().startup(sockets)
         if self.started:
+            # what start-up loaded (the libraries, the app) is never garbage: left out of
+            # collections, a full one walks only what requests and runs allocated since
+            gc.freeze()
             self._ready()
 
     async def shutdown(self, sockets=None) -> None:
