@@ -128,6 +128,7 @@ def demo(tmp_path_factory) -> Path:
     assert r.returncode == 0, r.stderr
     for name in ("examples", "src", "docs"):
         (root / name).symlink_to(REPO / name)
+    (root / ".venv").symlink_to(BIN.parent)  # `source .venv/bin/activate` as in a clone
     for shared in (REPO.parent / "shared" / "data",):
         if shared.is_dir():  # the CDNOW log the README loads (developers and CI have it)
             for f in shared.glob("CDNOW_master.txt"):
