@@ -321,3 +321,29 @@ def test_send_action_through_the_planner_exactly_once_after_kill_9(tmp_path):
         assert len(lines) == 2 and all('"subject":"Hi Ann"' in line for line in lines)
     finally:
         ws.close()
+
+
+def test_a_send_trigger_whose_every_entrant_opted_out_records_their_refusals(tmp_path):
+    people = [dict(c, email=f"{c['contact_id'].lower()}@example.com", email_opt_in=False)
+              for c in contacts()]
+    ws = build_workspace(str(tmp_path / "ws.duckdb"), contacts=people)
+    (tmp_path / "segmentum.yaml").write_text(
+        "channels:\n  archive: {type: outbox, path: out.jsonl, address_field: email, "
+        "consent_field: email_opt_in}\n")
+    (tmp_path / "hello.yaml").write_text('subject: "Hi"\ntext: "Welcome to X"\n')
+    eng = SegmentEngine(ws)
+    eng.create("xs", 'city = "X"')
+    tr.TriggerStore(ws).save(trigger(f"""
+        name: hello-x
+        on: {{enter: xs}}
+        action: {{send: {{channel: archive, content: hello, tags: [marketing]}}}}
+        templates_dir: {tmp_path}
+    """))
+    eng.refresh(as_of=T)
+    [run] = tr.fire_from_refresh(ws, [], T)
+    d = ws.table("deliveries").to_pyarrow().to_pylist()
+    assert run.carried_out == 3
+    assert sorted((r["contact_id"], r["outcome"], r["origin_name"]) for r in d) == [
+        (f"C{i}", "no_consent", "hello-x") for i in range(3)]
+    tr.fire_from_refresh(ws, [], T)
+    assert ws.table("deliveries").count().execute() == 3  # nothing refused twice

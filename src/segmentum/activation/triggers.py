@@ -666,9 +666,11 @@ def _enqueue_send(ws, trigger: Trigger, batch: str, rows: list[dict], T: _dt.dat
     except ImportError as exc:  # pragma: no cover - the planner ships with the package
         raise ActivationError(f"Sending needs the campaign planner: {exc}") from None
     ids = [r["contact_id"] for r in rows]
-    plan = plan_send(ws, trigger.campaign(), ids, T, batch, origin=_origin(trigger, batch),
+    campaign, origin = trigger.campaign(), _origin(trigger, batch)
+    plan = plan_send(ws, campaign, ids, T, batch, origin=origin,
                      trigger_data={r["contact_id"]: json.loads(r["data_json"] or "{}") for r in rows})
-    DeliveryLog(ws).record_plan(plan.decisions)
+    # origin and channel key the decisions without a message (everyone opted out, controls)
+    DeliveryLog(ws).record_plan(plan.decisions, origin=origin, channel=campaign.channel, at=T)
 
 
 def _enqueue_webhook(ws, trigger: Trigger, batch: str, rows: list[dict], T: _dt.datetime) -> None:
