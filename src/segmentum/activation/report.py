@@ -22,6 +22,8 @@ campaign's conversion event type), and revenue is those orders' totals. Figures 
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
+import threading
 from typing import Any
 
 import ibis
@@ -91,7 +93,11 @@ def campaign_report(
             hint=f"runs: {', '.join(all_runs[-10:])}",
         )
     rows = arm_outcomes(ws, name, run)
+    # the t distribution's import (about 1 s) overlaps the warehouse's work, which releases the GIL
+    preload = threading.Thread(target=importlib.import_module, args=("scipy.special",), daemon=True)
+    preload.start()
     data = _per_contact(ws, campaign, rows, T, pre_days)
+    preload.join()
     counts = rows.group_by(["arm", "outcome"]).agg(n=rows.count()).to_pyarrow().to_pylist()
     window = _dt.timedelta(days=campaign.conversion.window_days)
     last_start = data["last_start"]
