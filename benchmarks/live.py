@@ -314,6 +314,7 @@ def main() -> None:
     p.add_argument("--workspace", required=True)
     p.add_argument("--seconds", type=float, default=300)
     p.add_argument("--rate", type=int, default=1000)
+    p.add_argument("--contacts", type=int, default=200, help="per_contact: how many contacts")
     p.add_argument("--json")
     p.add_argument("--step", choices=["prepare", "per_contact", "stream"])
     a = p.parse_args()
@@ -321,7 +322,7 @@ def main() -> None:
         print(json.dumps(prepare(a.workspace)))
         return
     if a.step == "per_contact":
-        print(json.dumps(per_contact(a.workspace)))
+        print(json.dumps(per_contact(a.workspace, a.contacts)))
         return
     if a.step == "stream":
         print(json.dumps(stream(Path(a.workspace).resolve(), a.seconds, a.rate), default=str))

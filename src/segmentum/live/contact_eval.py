@@ -55,6 +55,9 @@ class ContactRows:
     contacts: dict[str, dict]
     scores: dict[str, dict[str, dict]]
     rows: dict[str, dict[str, list[dict]]]  # table -> contact -> rows
+    # a fact's kept rows per (T, table, type, completed, filter, contact): the facts that
+    # share a filter (windows of a trend, evaluation and its moments) filter once
+    kept: dict[tuple, list[dict]] = dc.field(default_factory=dict, repr=False, compare=False)
 
     def of(self, table: str, cid: str) -> list[dict]:
         return self.rows.get(table, {}).get(cid, [])
@@ -490,13 +493,21 @@ class _Interp:
         numeric = fact.func in ("sum", "avg") or info.type == "any"
         return json_value(row.get("properties"), info.column, "number" if numeric else None)
 
-    def _fact_rows(self, fact: Fact, env: _Env, cut: bool = True) -> Iterable[dict]:
+    def _fact_rows(self, fact: Fact, env: _Env, cut: bool = True) -> list[dict]:
         """The contact's rows (up to T if ``cut``) that the fact's type, status and filter
-        keep."""
+        keep (filtered once per data, T and filter: a filter may read T)."""
+        key = (self.T, fact.table, fact.event_type, fact.completed, fact.where, env.cid)
+        kept = env.data.kept.get(key)
+        if kept is None:
+            kept = env.data.kept[key] = list(self._filter(fact, env))
+        if not cut:
+            return kept
+        T = self.T
+        return [r for r in kept if _ts(r["#ts"]) <= T]
+
+    def _filter(self, fact: Fact, env: _Env) -> Iterable[dict]:
         source = self._source(fact)
         for r in env.data.of(fact.table, env.cid):
-            if cut and _ts(r["#ts"]) > self.T:
-                continue
             if fact.event_type is not None and r.get("#type") != fact.event_type:
                 continue
             if fact.completed and r.get("#status") not in (None, "completed"):

@@ -43,6 +43,7 @@ import ibis
 from segmentum.live.contact_eval import ContactEvaluator
 from segmentum.live.dependencies import Change, Dependencies, affected, dependencies
 from segmentum.live.freshness import FreshnessTable
+from segmentum.live.layout import keep_ordered
 from segmentum.live.timers import TimerTable, next_changes, tick
 from segmentum.segments.engine import SegmentEngine
 from segmentum.segments.store import SegmentStore
@@ -147,7 +148,9 @@ class LiveSegments:
     # -- start ------------------------------------------------------------------------------
     def start(self) -> Evaluation | None:
         """Baseline: segments never evaluated live get a full refresh (and their timers);
-        triggers catch up on anything recorded but not fired before a crash."""
+        triggers catch up on anything recorded but not fired before a crash. Source tables
+        with many rows out of contact order are rewritten in it first (:mod:`.layout`)."""
+        keep_ordered(self.wh)
         known = self.freshness.rows()
         todo = [n for n in self.names() if n not in known]
         self.run_due()
