@@ -6,7 +6,8 @@
 six kinds, ``rfm`` and ``clv fit``; ``run.py --suite live`` builds it). Steps, each in its
 own process:
 
-* **prepare**: 50 saved segments - the 20 of the segments suite, the iPhone rule, the persona
+* **prepare**: the tables in contact order (:mod:`segmentum.live.layout`, as the service's
+  live start does), 50 saved segments - the 20 of the segments suite, the iPhone rule, the persona
   templates the data allow, rules of the golden suite's kinds, and two live rules:
   ``live-ios`` (an iOS e-mail open in the last hour; a trigger sets an attribute on entry)
   and ``live-late`` (the same over a shorter stay: events sent late, so each entry has an
@@ -84,6 +85,7 @@ def prepare(path: str) -> dict:
     from segmentum import open_workspace
     from segmentum.activation.triggers import TriggerStore, loads_trigger
     from segmentum.errors import SegmentumError
+    from segmentum.live.layout import keep_ordered
     from segmentum.personas.apply import apply_template
     from segmentum.personas.library import load_library
     from segmentum.segments.engine import SegmentEngine
@@ -113,7 +115,8 @@ def prepare(path: str) -> dict:
             except SegmentumError:
                 continue
         TriggerStore(ws).save(loads_trigger(TRIGGER))
-        return {"segments": len(SegmentEngine(ws).store.names())}
+        ordered = keep_ordered(ws.warehouse)  # as the service's live start does
+        return {"segments": len(SegmentEngine(ws).store.names()), "ordered_seconds": ordered}
 
 
 # -- per contact ----------------------------------------------------------------------------------
