@@ -229,7 +229,10 @@ class _RecordsInput:
                 writer.write_table(self.records)
             h.update(sink.getvalue())
         else:
-            h.update(json.dumps(self.records, sort_keys=True, default=str).encode())
+            try:
+                h.update(json.dumps(self.records, sort_keys=True, default=str).encode())
+            except (TypeError, ValueError):  # keys of several types (refused records): unsortable
+                h.update(ascii(self.records).encode())
         return h.hexdigest()
 
 
@@ -518,8 +521,9 @@ def _resolve_columns(tspec: TableSpec, read: ReadResult, m: Mapping, what: str) 
             derived.append(col)
             continue
         missing.append(col)
-    if missing and read.format == "records":
-        # records have no header: a field none of them has is missing from each of them
+    if missing and (read.format == "records" or read.format == "jsonl" and not read.staged):
+        # records have no header: a field none of them has is missing from each of them (and
+        # a JSON Lines file none of whose lines could be staged says nothing of its columns)
         constants.update(dict.fromkeys(missing))
         missing = []
     if missing:

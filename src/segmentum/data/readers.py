@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import pyarrow.json as pajson
 
 from segmentum.data.encoding import HEAD, locate_undecodable, text_encoding, undecodable_error, utf8_warning
 from segmentum.data.mapping import Mapping
-from segmentum.errors import InputFileError
+from segmentum.errors import InputFileError, UsageError
 
 __all__ = ["Unreadable", "ReadResult", "Restart", "read_to_stage", "read_chunks", "records_to_stage", "detect_format"]
 
@@ -141,7 +142,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
     nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
     try:
         table = pajson.read_json(io.BytesIO(text.encode("utf-8")))
-        if table.num_rows != len(nonblank):
+        if table.num_rows != len(nonblank) or any(map(_bad_name, table.column_names)):
             table = None
     except pa.ArrowInvalid:
         table = None
@@ -157,11 +158,10 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, st
                 continue
             good.append(obj)
             rows.append(n)
-        table = _table_from_records(good)
-        row_arr = pa.array(rows, pa.int64())
+        table, row_arr, line_arr = _stageable(good, rows, [nonblank[r - 1] + 1 for r in rows], bad)
     else:
         row_arr = pa.array(range(1, table.num_rows + 1), pa.int64())
-    line_arr = pa.array([nonblank[r - 1] + 1 for r in row_arr.to_pylist()], pa.int64())
+        line_arr = pa.array([nonblank[r - 1] + 1 for r in row_arr.to_pylist()], pa.int64())
     read = _stage_arrow(con, "jsonl", table, row_arr, line_arr, mapping, stage, bad)
     read.warnings = [w for w in [utf8_warning(path, data[:HEAD], encoding)] if w]
     return read
@@ -174,8 +174,11 @@ def records_to_stage(
     dicts) exactly as a JSON Lines file is staged: ``_row`` is the record's 1-based index,
     ``_line`` null; an element of the list that is not an object is unreadable."""
     if isinstance(records, pa.Table):
+        if (named := next((n for n in records.column_names if _bad_name(n)), None)) is not None:
+            raise UsageError(f"records have the column name {named[:40]!r}: {_NAME_RULE}.", field=named[:40])
         table, bad = records, []
         rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+        lines = pa.nulls(len(rows), pa.int64())
     else:
         good, numbers, bad = [], [], []
         for n, rec in enumerate(records, start=1):
@@ -183,11 +186,62 @@ def records_to_stage(
                 good.append(rec)
                 numbers.append(n)
             else:
-                raw = json.dumps(rec, ensure_ascii=False, default=str)[:2000]
-                bad.append(Unreadable(n, None, raw, f"record {n} is not a JSON object"))
-        table, rows = _table_from_records(good), pa.array(numbers, pa.int64())
-    lines = pa.nulls(len(rows), pa.int64())
+                bad.append(Unreadable(n, None, _raw(rec), f"record {n} is not a JSON object"))
+        table, rows, lines = _stageable(good, numbers, [None] * len(numbers), bad)
     return _stage_arrow(con, "records", table, rows, lines, mapping, stage, bad)
+
+
+_NAME_RULE = "a field name is non-empty text without control characters"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _bad_name(key) -> bool:
+    """Whether ``key`` can name no column: not text, blank, or with control characters."""
+    return not isinstance(key, str) or not key.strip() or _CONTROL.search(key) is not None
+
+
+def _unencodable(value) -> bool:
+    """Whether ``value`` (or text nested in it) is no Unicode text (a lone surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (TypeError, ValueError):  # keys JSON cannot hold: refused by their name
+        return False
+    return False
+
+
+def _raw(rec) -> str:
+    """A record as text that can be stored, whatever it holds."""
+    try:
+        return json.dumps(rec, default=str)[:2000]
+    except (TypeError, ValueError):
+        return ascii(rec)[:2000]
+
+
+def _stageable(good: list[dict], rows: list[int], lines: list[int | None], bad: list[Unreadable]):
+    """The Arrow table of the JSON objects ``good`` (numbered ``rows``, starting on
+    ``lines``) and those two as arrays, without the records no table can hold: a field name
+    that is blank, not text or has control characters, or text that is no Unicode (a lone
+    surrogate). Those are added to ``bad`` with their reason. Without such a record the
+    checks cost one pass over the keys."""
+    refused: dict[int, str] = {}
+    if any(map(_bad_name, {k: None for rec in good for k in rec})):
+        for i, rec in enumerate(good):
+            if names := [k for k in rec if _bad_name(k)]:
+                refused[i] = f"the field name {str(names[0])[:40]!r}: {_NAME_RULE}"
+    try:
+        table = _table_from_records([r for i, r in enumerate(good) if i not in refused])
+    except UnicodeEncodeError:
+        for i, rec in enumerate(good):
+            if i not in refused and (key := next((k for k, v in rec.items() if _unencodable([k, v])), None)):
+                refused[i] = f"field {key.encode('utf-8', 'backslashreplace').decode()[:40]!r}: text that is not Unicode (a lone surrogate)"
+        table = _table_from_records([r for i, r in enumerate(good) if i not in refused])
+    for i, reason in refused.items():
+        bad.append(Unreadable(rows[i], lines[i], _raw(good[i]), f"record {rows[i]} has {reason}"))
+    kept = [i for i in range(len(good)) if i not in refused]
+    return (table, pa.array([rows[i] for i in kept], pa.int64()),
+            pa.array([lines[i] for i in kept], pa.int64()))
 
 
 def _stage_arrow(con, fmt: str, table: pa.Table, rows: pa.Array, lines: pa.Array, mapping: Mapping,
@@ -228,7 +282,7 @@ def _table_from_records(records: list[dict]) -> pa.Table:
         values = [rec.get(key) for rec in records]
         try:
             columns[key] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types; a number past 64 bits
             columns[key] = pa.array(
                 [None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
                  for v in values],
