@@ -28,7 +28,7 @@ from segmentum.analytics.contact_card import (
 )
 from segmentum.analytics.rfm import compute_rfm
 from segmentum.cli.common import to_jsonable
-from segmentum.errors import UsageError
+from segmentum.errors import NotFoundError, UsageError
 from segmentum.segments import SegmentEngine
 
 T = pd.Timestamp("2024-06-01T12:00:00Z")
@@ -308,7 +308,7 @@ def test_lookup_by_email_and_errors(cws):
         contact_card(cws, "c1", T)
     with pytest.raises(UsageError, match=r"Did you mean: C2 \(bob@example.com\)"):
         contact_card(cws, "bob@exmaple.com", T)
-    with pytest.raises(UsageError, match="No contact with contact_id 'ZZZZZZZZZZ'"):
+    with pytest.raises(NotFoundError, match="No contact with contact_id 'ZZZZZZZZZZ'"):
         contact_card(cws, "ZZZZZZZZZZ", T)
     card = contact_card(cws, "late@example.com", T)
     assert "after the as-of date" in card.notes["contact"]

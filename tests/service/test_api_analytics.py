@@ -129,7 +129,8 @@ def test_contacts_search_and_card(api, frames):
     by_mail = rd.get(f"/api/contacts/{one.email.upper()}").json()
     assert by_mail["matched_by"] == "email"
     missing = rd.get("/api/contacts/C000001")
-    assert missing.status_code == 400 and "Did you mean: C0000001" in missing.json()["message"]
+    assert missing.status_code == 404 and "Did you mean: C0000001" in missing.json()["message"]
+    assert missing.json()["code"] == "not_found" and missing.json()["field"] == "contact_id"
 
 
 def test_personas_templates_and_apply(api):

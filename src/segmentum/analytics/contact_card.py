@@ -5,8 +5,8 @@
     >>> card.to_dict()        # what ``segmentum contact ID --json`` prints
 
 The contact is named by ``contact_id`` or by e-mail address (case-insensitive; an address
-shared by several contacts is an error listing them). An unknown one is a UsageError with
-the closest ids or addresses (edit distance, computed in the warehouse).
+shared by several contacts is an error listing them). An unknown one is a NotFoundError
+(HTTP 404) with the closest ids or addresses (edit distance, computed in the warehouse).
 
 Every query filters on the contact in the warehouse (and on time <= as_of T); nothing
 reads a whole table. The card holds:
@@ -60,7 +60,7 @@ from segmentum.data.schema import (
     TS,
     is_purchase,
 )
-from segmentum.errors import UsageError
+from segmentum.errors import NotFoundError, UsageError
 from segmentum.segments.engine import to_utc
 
 __all__ = [
@@ -302,7 +302,7 @@ def _suggestions(c: ir.Table, key: str) -> list[str]:
 
 def find_contact(ws, key: str) -> tuple[dict, str]:
     """The contact's row (canonical + custom + lineage columns) by id or e-mail, and how it
-    matched; a UsageError with the closest ids / addresses when there is none."""
+    matched; a NotFoundError with the closest ids / addresses when there is none."""
     if not isinstance(key, str) or not key.strip():
         raise UsageError("Name a contact: its contact_id (e.g. C0000042) or its e-mail address.")
     key = key.strip()
@@ -324,7 +324,7 @@ def find_contact(ws, key: str) -> tuple[dict, str]:
         what = "e-mail address" if "@" in key else "contact_id"
         hint = (f" Did you mean: {', '.join(near)}?" if near
                 else " Give a contact_id from `segmentum segment preview` or an e-mail address.")
-        raise UsageError(f"No contact with {what} {key!r} in this workspace.{hint}")
+        raise NotFoundError(f"No contact with {what} {key!r} in this workspace.{hint}", field="contact_id")
     return _records(rows)[0], how
 
 
