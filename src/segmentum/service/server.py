@@ -39,9 +39,11 @@ def serve(settings: ServeSettings, *, on_ready: Callable[[ServeInfo], None] | No
             hint=f"Send events to {holder.url}, or stop that server first.",
             pid=holder.pid, url=holder.url,
         )
-    # the consumer's Python work and the event loop share the GIL: hand it over every 1 ms
-    # (Python's default is 5 ms) so an acknowledgement never waits long behind a run
-    sys.setswitchinterval(0.001)
+    # the consumer's Python work and the event loop share the GIL, and uvloop takes it again
+    # for every callback: hand it over every 0.2 ms (Python's default is 5 ms) so a request's
+    # few callbacks never wait long behind a run (2026-12-03, single events at 1,000/s with
+    # the consumer on: p99 362 ms at 1 ms, 168 ms at 0.2 ms)
+    sys.setswitchinterval(0.0002)
     sock = _bind(settings)
     try:
         settings = settings.model_copy(update={"port": sock.getsockname()[1]})
