@@ -135,8 +135,8 @@ def contact_row(contact_id: str, traits: dict) -> dict[str, Any]:
             custom.update(_attributes(f"address_{key}", value))
     overflow = {}
     for name, value in custom.items():
-        if len(name) > _MAX_NAME or len(row) >= _MAX_COLUMNS:
-            overflow[name] = value
+        if len(name) > _MAX_NAME or len(row) >= _MAX_COLUMNS or name == "contact_id":
+            overflow[name] = value  # a trait never names another contact's row
         else:
             row[name] = value
     if overflow:  # a client cannot add columns without bound: the rest stay, as one JSON text
