@@ -53,7 +53,7 @@ def step_rfm_pandas(ws, as_of):
     then what ``compute_rfm`` also delivers - each contact's segment name and axis labels from
     the same map, the per-name summary, and the per-contact table written to a file (Parquet:
     how a pandas user keeps a table). "seconds" is all of it; "scores_seconds" stops after
-    the per-cell summary (what this baseline timed until session 6). Timed warm, as
+    the per-cell summary (the scores and cells alone). Timed warm, as
     ``step_rfm`` is: the median of three runs after the first, which is ``cold_seconds``.
 
     Order totals are loaded as float64, as a pandas user holds money: the warehouse's

@@ -268,6 +268,29 @@ def test_kill_9_between_steps_never_fires_twice(tmp_path, point):
         ws.close()
 
 
+def _hello_trigger_workspace(tmp_path, opted_in):
+    """Contacts C0-C4 (C0-C2 in city X) with e-mails, consent by ``opted_in(contact_id)``, an
+    outbox channel that checks it, and the trigger hello-x sending to whoever enters
+    ``city = "X"``; refreshed as of T."""
+    people = [dict(c, email=f"{c['contact_id'].lower()}@example.com", first_name="Ann",
+                   email_opt_in=opted_in(c["contact_id"])) for c in contacts()]
+    ws = build_workspace(str(tmp_path / "ws.duckdb"), contacts=people)
+    (tmp_path / "segmentum.yaml").write_text(
+        "channels:\n  archive: {type: outbox, path: out.jsonl, address_field: email, "
+        "consent_field: email_opt_in}\n")
+    (tmp_path / "hello.yaml").write_text('subject: "Hi {{ first_name }}"\ntext: "Welcome to X"\n')
+    eng = SegmentEngine(ws)
+    eng.create("xs", 'city = "X"')
+    tr.TriggerStore(ws).save(trigger(f"""
+        name: hello-x
+        on: {{enter: xs}}
+        action: {{send: {{channel: archive, content: hello, tags: [marketing]}}}}
+        templates_dir: {tmp_path}
+    """))
+    eng.refresh(as_of=T)
+    return ws
+
+
 SEND_CRASH = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
@@ -285,22 +308,7 @@ def test_send_action_through_the_planner_exactly_once_after_kill_9(tmp_path):
     from segmentum.activation.delivery import Sender
 
     path = str(tmp_path / "ws.duckdb")
-    people = [dict(c, email=f"{c['contact_id'].lower()}@example.com", first_name="Ann",
-                   email_opt_in=c["contact_id"] != "C1") for c in contacts()]
-    ws = build_workspace(path, contacts=people)
-    (tmp_path / "segmentum.yaml").write_text(
-        "channels:\n  archive: {type: outbox, path: out.jsonl, address_field: email, "
-        "consent_field: email_opt_in}\n")
-    (tmp_path / "hello.yaml").write_text('subject: "Hi {{ first_name }}"\ntext: "Welcome to X"\n')
-    eng = SegmentEngine(ws)
-    eng.create("xs", 'city = "X"')
-    tr.TriggerStore(ws).save(trigger(f"""
-        name: hello-x
-        on: {{enter: xs}}
-        action: {{send: {{channel: archive, content: hello, tags: [marketing]}}}}
-        templates_dir: {tmp_path}
-    """))
-    eng.refresh(as_of=T)
+    ws = _hello_trigger_workspace(tmp_path, opted_in=lambda cid: cid != "C1")
     ws.close()
     script = tmp_path / "crash.py"
     script.write_text(SEND_CRASH.format(repo=REPO, path=path))
@@ -324,22 +332,7 @@ def test_send_action_through_the_planner_exactly_once_after_kill_9(tmp_path):
 
 
 def test_a_send_trigger_whose_every_entrant_opted_out_records_their_refusals(tmp_path):
-    people = [dict(c, email=f"{c['contact_id'].lower()}@example.com", email_opt_in=False)
-              for c in contacts()]
-    ws = build_workspace(str(tmp_path / "ws.duckdb"), contacts=people)
-    (tmp_path / "segmentum.yaml").write_text(
-        "channels:\n  archive: {type: outbox, path: out.jsonl, address_field: email, "
-        "consent_field: email_opt_in}\n")
-    (tmp_path / "hello.yaml").write_text('subject: "Hi"\ntext: "Welcome to X"\n')
-    eng = SegmentEngine(ws)
-    eng.create("xs", 'city = "X"')
-    tr.TriggerStore(ws).save(trigger(f"""
-        name: hello-x
-        on: {{enter: xs}}
-        action: {{send: {{channel: archive, content: hello, tags: [marketing]}}}}
-        templates_dir: {tmp_path}
-    """))
-    eng.refresh(as_of=T)
+    ws = _hello_trigger_workspace(tmp_path, opted_in=lambda cid: False)
     [run] = tr.fire_from_refresh(ws, [], T)
     d = ws.table("deliveries").to_pyarrow().to_pylist()
     assert run.carried_out == 3

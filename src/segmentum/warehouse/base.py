@@ -93,7 +93,7 @@ class Warehouse(ABC):
         self.rewrite_table(name, view(parts))
 
     def temp_table(self, name: str, expr: ir.Table) -> ir.Table:
-        """Materialise an expression for this session only (see :meth:`drop_temp`)."""
+        """Materialise an expression for this connection only (see :meth:`drop_temp`)."""
         return self.con.create_table(name, expr, temp=True, overwrite=True)
 
     def drop_temp(self, name: str) -> None:
