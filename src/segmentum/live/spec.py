@@ -125,12 +125,31 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "UTF-8" in exc.msg and "BOM" not in exc.msg:
+            raise _not_utf8(body) from None
         raise PayloadError(
             f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
             hint="Send one JSON object (Content-Type: application/json).",
             line=exc.lineno,
             column=exc.colno,
         ) from None
+
+
+def _not_utf8(body: bytes) -> PayloadError:
+    """Where a body stops being UTF-8, by byte offset, line and column."""
+    try:
+        body.decode("utf-8")
+        start, byte = 0, None  # valid UTF-8 that encodes a surrogate code point
+    except UnicodeDecodeError as exc:
+        start, byte = exc.start, body[exc.start]
+    line = body.count(b"\n", 0, start) + 1
+    column = start - (body.rfind(b"\n", 0, start) + 1) + 1
+    what = f"byte 0x{byte:02X}" if byte is not None else "a surrogate code point"
+    return PayloadError(
+        f"The body is not UTF-8: {what} at offset {start:,} (line {line}, column {column}).",
+        hint="Encode the JSON as UTF-8 (latin-1 or Windows-1252 text must be converted first).",
+        line=line, column=column, offset=start,
+    )
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -188,11 +207,19 @@ def _batch(body: dict, limits: Limits) -> tuple[list, dict]:
     return events, shared
 
 
+_MAX_DEPTH = 254  # the event itself is level 1
+
+
 def _message(index: int, event: Any, endpoint: str, shared: dict, source: str,
              received_at: _dt.datetime, limits: Limits) -> Message:
     if not isinstance(event, dict):
         raise _Invalid("", f"event {index} is JSON {type(event).__name__}, not an object")
-    size = len(orjson.dumps(event))
+    try:
+        size = len(orjson.dumps(event))
+    except TypeError:  # orjson writes at most 254 levels of objects and lists
+        raise _Invalid(
+            "", f"the event nests objects or lists more than {_MAX_DEPTH} levels deep; flatten it"
+        ) from None
     if size > limits.event_bytes:
         raise _Invalid(
             "", f"the event is {size:,} bytes; the limit is {limits.event_bytes:,} per event",
