@@ -124,19 +124,21 @@ def contact_row(contact_id: str, traits: dict) -> dict[str, Any]:
     if isinstance(name, str) and name.strip() and not {"firstName", "lastName"} & set(traits):
         first, _, last = name.strip().partition(" ")
         row["first_name"], row["last_name"] = first, last.strip() or None
-    custom: dict[str, Any] = {}
+    custom: list[tuple[str, str, Any]] = []
     for key, value in traits.items():
         if key in _PROFILE:
             row[_PROFILE[key]] = value
         elif key not in _SKIPPED_TRAITS:
-            custom.update(_attributes(key, value))
+            custom.extend(_attributes(key, value))
     for key, value in address.items():
         if key not in ("city", "country"):
-            custom.update(_attributes(f"address_{key}", value))
+            custom.extend(_attributes(f"address_{key}", value))
     overflow = {}
-    for name, value in custom.items():
-        if len(name) > _MAX_NAME or len(row) >= _MAX_COLUMNS or name == "contact_id":
-            overflow[name] = value  # a trait never names another contact's row
+    for name, path, value in custom:
+        if len(name) > _MAX_NAME or len(row) >= _MAX_COLUMNS or name in row:
+            # a trait never names another contact's row, nor overrides a field already set
+            # (``Email`` beside ``email``, ``plan_type`` beside ``planType``): kept as sent
+            overflow[path] = value
         else:
             row[name] = value
     if overflow:  # a client cannot add columns without bound: the rest stay, as one JSON text
@@ -146,12 +148,13 @@ def contact_row(contact_id: str, traits: dict) -> dict[str, Any]:
     return row
 
 
-def _attributes(key: str, value: Any) -> dict[str, Any]:
+def _attributes(key: str, value: Any) -> list[tuple[str, str, Any]]:
+    """(column name, the trait's own path, value): an object's members one level down."""
     name = snake_case(key)
     if isinstance(value, dict):
-        return {f"{name}_{snake_case(k)}": orjson.dumps(v).decode() if isinstance(v, dict) else v
-                for k, v in value.items()}
-    return {name: value}
+        return [(f"{name}_{snake_case(k)}", f"{key}.{k}", orjson.dumps(v).decode() if isinstance(v, dict) else v)
+                for k, v in value.items()]
+    return [(name, key, value)]
 
 
 # -- events and orders ----------------------------------------------------------------------
